@@ -1,0 +1,47 @@
+# Set-up is part of every target: `make demo` and `make test` work on a fresh machine, and again.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export SENTISTREAM_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install services demo test test-fast lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: anything unpinned would pull the multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[quant,sparta,train,demo,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Tests need a Postgres server; start the local one if it is down (no-op when it runs).
+services:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  if command -v pg_ctlcluster >/dev/null; then \
+	    pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; \
+	  else \
+	    echo "Postgres is not running on 127.0.0.1:5432 and pg_ctlcluster is missing: install postgresql" >&2; exit 1; \
+	  fi; \
+	fi
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+	  echo "Postgres did not become ready" >&2; exit 1
+
+demo: $(STAMP)
+	$(VENV)/bin/sentistream demo
+
+# pytest exits 5 when it collected nothing; that must fail, never pass silently.
+test: $(STAMP) services
+	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: $(STAMP) services
+	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""The streaming daemon: source → decode/validate → batch → classify → sinks → checkpoint."""

@@ -1,0 +1,109 @@
+"""A transformers sequence-classification model, optionally with a PEFT LoRA adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from models.base import BatchResult
+from models.errors import AdapterError, ModelLoadError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("model.device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+def check_adapter_dir(path: Path) -> dict:
+    """Refuse adapters that are incomplete or stored as pickle (arbitrary code on load)."""
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file():
+        raise AdapterError(f"adapter {path}: adapter_config.json is missing")
+    pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise AdapterError(
+            f"adapter {path}: pickle weights {pickles} are refused; re-save with safe_serialization=True"
+        )
+    if not (path / "adapter_model.safetensors").is_file():
+        raise AdapterError(f"adapter {path}: adapter_model.safetensors is missing")
+    return json.loads(cfg.read_text())
+
+
+class SequenceClassifier:
+    """Batched inference with a classification head; the head survives adapter reloads because
+    PEFT saves it through ``modules_to_save``."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        adapter_dir: Path | None = None,
+        adapter_version: str | None = None,
+        labels: Sequence[str] | None = None,
+        device: str = "auto",
+        max_length: int = 128,
+        model_version: str | None = None,
+    ) -> None:
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise ModelLoadError(f"model.path {model_dir}: config.json is missing")
+        self.device = resolve_device(device)
+        self.max_length = max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+        kwargs = {"trust_remote_code": False, "use_safetensors": True}
+        if labels is not None:
+            kwargs |= {
+                "num_labels": len(labels),
+                "id2label": dict(enumerate(labels)),
+                "label2id": {n: i for i, n in enumerate(labels)},
+            }
+        # A base model without a trained head gets a freshly initialised one; seed it so every
+        # replica and restart agrees.
+        torch.manual_seed(0)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, **kwargs)
+        except OSError as e:
+            raise ModelLoadError(f"model.path {model_dir}: {e}") from None
+        if adapter_dir is not None:
+            model = self._attach_adapter(model, Path(adapter_dir))
+        self.model = model.to(self.device).eval()
+        cfg = self.model.config
+        self.labels = tuple(cfg.id2label[i] for i in range(cfg.num_labels))
+        if labels is not None and tuple(labels) != self.labels:
+            raise ModelLoadError(f"model.labels {list(labels)} do not match the model's {list(self.labels)}")
+        self.model_version = model_version or model_dir.name
+        self.adapter_version = adapter_version if adapter_dir is not None else None
+
+    @staticmethod
+    def _attach_adapter(model, adapter_dir: Path):
+        from peft import PeftModel
+
+        check_adapter_dir(adapter_dir)
+        try:
+            return PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise AdapterError(f"adapter {adapter_dir} does not fit model: {e}") from None
+
+    @torch.inference_mode()
+    def classify(self, texts: Sequence[str]) -> BatchResult:
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            pad_to_multiple_of=8,
+            return_tensors="pt",
+        ).to(self.device)
+        logits = self.model(**enc).logits.float()
+        probs = torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32, copy=False)
+        return BatchResult(probs=probs, adapter_versions=(self.adapter_version,) * len(texts))

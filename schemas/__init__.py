@@ -1,0 +1,1 @@
+"""Shared contracts: message models, settings, database tables and the CLI host."""

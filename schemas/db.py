@@ -1,0 +1,129 @@
+"""SQLAlchemy 2.0 tables shared by the daemon, the trainer and dashboards.
+
+Alembic migrations in ``schemas/migrations`` create them; ``upgrade()`` runs them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY, so BIGINT keys fall back to INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+TZ = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PredictionRow(Base):
+    __tablename__ = "predictions"
+
+    message_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(128))
+    label_id: Mapped[int] = mapped_column(Integer)
+    scores: Mapped[dict[str, float]] = mapped_column(JSONType)
+    confidence: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(256))
+    adapter_version: Mapped[str | None] = mapped_column(String(256))
+    source: Mapped[str | None] = mapped_column(String(256))
+    lang: Mapped[str | None] = mapped_column(String(32))
+    author: Mapped[str | None] = mapped_column(String(256))
+    message_created_at: Mapped[datetime | None] = mapped_column(TZ)
+    topic: Mapped[str] = mapped_column(String(256))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(TZ)
+    classified_at: Mapped[datetime] = mapped_column(TZ)
+    written_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_predictions_classified_at", "classified_at"),
+        Index("ix_predictions_source_classified_at", "source", "classified_at"),
+        Index("ix_predictions_label", "label"),
+    )
+
+
+class DeadLetterRow(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(256))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(512))
+    key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    original: Mapped[bytes] = mapped_column(LargeBinary)
+    error_kind: Mapped[str] = mapped_column(String(64))
+    error_text: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(TZ)
+
+    __table_args__ = (
+        # The record's position is its identity: a replay after a crash inserts nothing new.
+        UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
+        Index("ix_dead_letters_kind_failed_at", "error_kind", "failed_at"),
+    )
+
+
+class LabelRow(Base):
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(512))
+    # Set when the labelled text is not (or not yet) in predictions, e.g. imported datasets.
+    text: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(128))
+    labeled_by: Mapped[str] = mapped_column(String(256))
+    labeled_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    origin: Mapped[str] = mapped_column(String(32), server_default="sql")
+
+    __table_args__ = (
+        UniqueConstraint("message_id", "labeled_by", name="uq_labels_message_labeler"),
+        Index("ix_labels_labeled_at", "labeled_at"),
+    )
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        return create_engine(url, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def alembic_config(url: str):  # -> alembic.config.Config, imported lazily to keep start-up light
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    # '%' must be doubled for configparser interpolation (passwords may contain it).
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

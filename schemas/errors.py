@@ -1,0 +1,15 @@
+class SentistreamError(Exception):
+    """Root of every error sentistream raises on purpose."""
+
+
+class ConfigError(SentistreamError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+class MessageError(SentistreamError):
+    """An inbound message cannot be accepted; ``kind`` is the dead-letter reason code."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail

@@ -1,0 +1,195 @@
+"""One frozen settings object, read once at start-up and passed down.
+
+Sources, highest priority first: constructor arguments, ``SENTISTREAM_*`` environment variables
+(nested with ``__``, e.g. ``SENTISTREAM_BATCH__MAX_SIZE``), a YAML or TOML file named by
+``SENTISTREAM_CONFIG_FILE``, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+from schemas.errors import ConfigError
+
+ENV_PREFIX = "SENTISTREAM_"
+CONFIG_FILE_ENV = "SENTISTREAM_CONFIG_FILE"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "localhost:9092"
+    input_topics: tuple[str, ...] = ("sentistream.input",)
+    output_topic: str = "sentistream.predictions"
+    dead_letter_topic: str = "sentistream.dead-letters"
+    group_id: str = "sentistream"
+    client_id: str = "sentistream-daemon"
+    # transactional: KIP-98 transaction carries the output records and the offsets (exactly-once).
+    # idempotent: idempotent producer flush, then offset commit (at-least-once output, for brokers
+    # without working transactions such as the embedded mock broker).
+    delivery: Literal["transactional", "idempotent"] = "transactional"
+    transactional_id: str | None = Field(
+        default=None, description="Stable per replica; defaults to '<group_id>-<hostname>'."
+    )
+    # kafka-python probes the version when None; the embedded mock broker needs "2.3".
+    api_version: str | None = Field(default=None, pattern=r"^\d+(\.\d+){1,2}$")
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(default=500, gt=0)
+    poll_timeout_ms: int = Field(default=100, gt=0)
+    session_timeout_ms: int = Field(default=30_000, gt=0)
+    max_poll_interval_ms: int = Field(default=300_000, gt=0)
+    request_timeout_ms: int = Field(default=30_000, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+
+class DatabaseSettings(_Section):
+    # SecretStr: the URL usually carries a password and must never reach logs.
+    url: SecretStr = SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream")
+    pool_size: int = Field(default=5, gt=0)
+    connect_timeout_s: int = Field(default=10, gt=0)
+    # libpq sslmode for Postgres: disable, prefer, require, verify-ca, verify-full.
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslrootcert: Path | None = None
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+    @model_validator(mode="after")
+    def _parseable(self) -> DatabaseSettings:
+        try:
+            make_url(self.url.get_secret_value())
+        except Exception as e:  # sqlalchemy raises ArgumentError with the bad URL in it
+            raise ValueError(f"not a database URL ({type(e).__name__})") from None
+        return self
+
+
+class BatchSettings(_Section):
+    max_size: int = Field(default=64, gt=0, le=4096)
+    max_wait_ms: int = Field(default=50, ge=0)
+    # Batches waiting for the inference worker; a full queue stops the poll loop (backpressure).
+    queue_size: int = Field(default=4, gt=0)
+    max_text_chars: int = Field(default=10_000, gt=0)
+
+
+class ModelSettings(_Section):
+    # A local directory with a transformers model; None means the offline default (MiniLM).
+    path: Path | None = None
+    adapter_path: Path | None = None
+    adapter_version: str | None = None
+    labels: tuple[str, ...] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_length: int = Field(default=128, gt=0, le=8192)
+    trust_remote_code: Literal[False] = False
+
+    @field_validator("path", "adapter_path")
+    @classmethod
+    def _dir_exists(cls, p: Path | None) -> Path | None:
+        if p is not None and not p.is_dir():
+            raise ValueError(f"directory {str(p)!r} does not exist")
+        return p
+
+
+class RetrySettings(_Section):
+    initial_backoff_ms: int = Field(default=200, gt=0)
+    max_backoff_ms: int = Field(default=30_000, gt=0)
+    classify_attempts: int = Field(default=3, gt=0)
+
+
+class ObservabilitySettings(_Section):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    http_host: str = "0.0.0.0"
+    # Serves /metrics, /healthz and /readyz; 0 disables the server.
+    http_port: int = Field(default=9108, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        protected_namespaces=(),
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    batch: BatchSettings = BatchSettings()
+    model: ModelSettings = ModelSettings()
+    retry: RetrySettings = RetrySettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    data_dir: Path | None = Field(default=None, description="Datasets, e.g. ../shared/data")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if path:
+            suffix = Path(path).suffix.lower()
+            if suffix in (".yaml", ".yml"):
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            elif suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; turn validation errors into a :class:`ConfigError` that names each setting."""
+    path = os.environ.get(CONFIG_FILE_ENV)
+    if path:
+        if not Path(path).is_file():
+            raise ConfigError(f"{CONFIG_FILE_ENV}={path!r}: file not found")
+        if Path(path).suffix.lower() not in (".yaml", ".yml", ".toml"):
+            raise ConfigError(f"{CONFIG_FILE_ENV}={path!r}: use a .yaml, .yml or .toml file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            dotted = ".".join(str(p) for p in loc) or "settings"
+            lines.append(f"  {dotted} ({_env_name(loc)}): {msg}")
+        raise ConfigError("invalid settings, fix these and start again:\n" + "\n".join(lines)) from None
