@@ -1,0 +1,231 @@
+"""The daemon: wires the stages and runs the poll loop.
+
+The poll loop (this thread) owns the consumer: it reads, decodes, batches, hands batches to the
+inference worker and checkpoints finished batches in order. Nothing is committed at read time.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+
+import structlog
+from kafka import TopicPartition
+
+from daemon.batch import Batch
+from daemon.batcher import MicroBatcher
+from daemon.checkpoint import Checkpoint
+from daemon.decode import decode_record
+from daemon.errors import ShutdownTimeout, SinkUnavailable
+from daemon.health import HealthServer
+from daemon.metrics import Metrics
+from daemon.sinks.kafka import KafkaSink
+from daemon.sinks.postgres import PostgresSink
+from daemon.source import KafkaSource
+from daemon.worker import InferenceWorker
+from models.base import Classifier
+from schemas.settings import Settings
+
+log = structlog.get_logger(__name__)
+LIVENESS_S = 60.0
+
+
+class Daemon:
+    def __init__(self, settings: Settings, classifier: Classifier | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        if classifier is None:
+            from models.loading import load_classifier
+
+            classifier = load_classifier(settings.model)
+        self.worker = InferenceWorker(classifier, settings.retry, self.metrics, settings.batch.queue_size)
+        self.batcher = MicroBatcher(settings.batch)
+        self.db = PostgresSink(settings.database)
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._in_backoff = False
+        self._deadline: float | None = None
+        self._last_loop = time.monotonic()
+        self.health: HealthServer | None = None
+        self.source: KafkaSource | None = None
+        self.out: KafkaSink | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.processed = 0
+
+    # Lifecycle
+    def stop(self) -> None:
+        """Ask the loop to finish the in-flight work, commit and return (signal-safe)."""
+        self._stop.set()
+
+    def is_live(self) -> bool:
+        return time.monotonic() - self._last_loop < LIVENESS_S
+
+    def is_ready(self) -> bool:
+        return (self._started.is_set() and not self._in_backoff and not self._stop.is_set()
+                and self.source is not None and bool(self.source.assignment()))
+
+    def wait_started(self, timeout: float) -> bool:
+        return self._started.wait(timeout)
+
+    def run(self) -> int:
+        """Run until :meth:`stop`; returns the process exit code."""
+        s = self.settings
+        obs = s.observability
+        if obs.http_port:
+            self.health = HealthServer(obs.http_host, obs.http_port, self.metrics.registry,
+                                       self.is_live, self.is_ready)
+            self.health.start()
+        self.worker.start()
+        self.out = KafkaSink(s.kafka)
+        self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned)
+        self.checkpoint = Checkpoint(self.db, self.out, self.source, self.metrics)
+        log.info("daemon_started", topics=list(s.kafka.input_topics), group=s.kafka.group_id,
+                 delivery=s.kafka.delivery, database=s.database.safe_url,
+                 model=self.worker.classifier.model_version)
+        self._started.set()
+        code = 0
+        try:
+            self._loop()
+            code = self._drain()
+        finally:
+            self._close()
+        log.info("daemon_stopped", exit_code=code, processed=self.processed)
+        return code
+
+    # The poll loop
+    def _loop(self) -> None:
+        poll_ms = self.settings.kafka.poll_timeout_ms
+        next_lag = 0.0
+        while not self._stop.is_set():
+            self._last_loop = time.monotonic()
+            self._deliver_done()
+            wait = self.batcher.wait_left()
+            timeout = poll_ms if wait is None else min(poll_ms, int(wait * 1000))
+            self._poll(timeout)
+            if self.batcher.due():
+                self._submit(self.batcher.take())
+            if self._last_loop >= next_lag:
+                self._update_lag()
+                next_lag = self._last_loop + 1.0
+
+    def _poll(self, timeout_ms: int) -> None:
+        limit = self.settings.batch.max_text_chars
+        records = self.source.poll(timeout_ms)
+        for r in records:
+            self.metrics.consumed.labels(r.topic).inc()
+            self.batcher.add(decode_record(r, limit))
+            if self.batcher.due():
+                self._submit(self.batcher.take())
+
+    def _submit(self, batch: Batch | None) -> None:
+        if batch is None:
+            return
+        # A full inference queue is backpressure: keep checkpointing finished batches meanwhile.
+        while not self.worker.submit(batch, timeout=0.05):
+            self._deliver_done()
+            self._check_deadline()
+
+    def _deliver_done(self) -> None:
+        while True:
+            try:
+                batch = self.worker.outbox.get_nowait()
+            except queue.Empty:
+                return
+            self._deliver(batch)
+
+    def _deliver(self, batch: Batch) -> None:
+        r = self.settings.retry
+        delay = r.initial_backoff_ms / 1000
+        while True:
+            owned = self.source.assignment()
+            if not set(batch.offsets) <= owned:
+                # Partitions moved to another member while this batch waited: it re-reads them.
+                batch = batch.only(owned)
+            try:
+                self.checkpoint.commit(batch)
+                self.processed += len(batch)
+                if self._in_backoff:
+                    self._in_backoff = False
+                    self.metrics.paused.set(0)
+                    self.source.resume()
+                    log.info("sinks_recovered")
+                return
+            except SinkUnavailable as e:
+                self.metrics.sink_failures.labels(e.sink).inc()
+                if not self._in_backoff:
+                    log.warning("sink_unavailable_pausing", sink=e.sink, error=str(e)[:300])
+                self._in_backoff = True
+                self.metrics.paused.set(1)
+                self.source.pause()
+                wait = e.retry_after if e.retry_after is not None else delay * random.uniform(0.5, 1.5)
+                self._backoff_sleep(wait)
+                delay = min(delay * 2, r.max_backoff_ms / 1000)
+
+    def _backoff_sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._check_deadline()
+            self._last_loop = time.monotonic()
+            # Keep group membership; records from newly assigned partitions wait in the batcher.
+            self._poll(0)
+            self.source.pause()
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise ShutdownTimeout("shutdown timeout reached with unwritten batches; their offsets stay uncommitted")
+
+    # Rebalance and shutdown
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self._in_backoff or not revoked:
+            return  # sinks are down: the uncommitted records go to the next owner
+        log.info("partitions_revoked", partitions=len(revoked))
+        try:
+            self._flush_all(self.settings.shutdown_timeout_s)
+        except ShutdownTimeout:
+            log.warning("revoke_flush_incomplete")
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+
+    def _flush_all(self, timeout: float) -> None:
+        """Finish every batch read so far: submit the open one, wait for the worker, checkpoint."""
+        outer = self._deadline
+        self._deadline = time.monotonic() + timeout if outer is None else outer
+        try:
+            self._submit(self.batcher.take())
+            while not self.worker.wait_idle(0.05):
+                self._deliver_done()
+                self._check_deadline()
+            self._deliver_done()
+        finally:
+            self._deadline = outer
+
+    def _drain(self) -> int:
+        try:
+            self._flush_all(self.settings.shutdown_timeout_s)
+            return 0
+        except ShutdownTimeout as e:
+            log.error("shutdown_incomplete", error=str(e))
+            return 1
+
+    def _update_lag(self) -> None:
+        for tp, lag in self.source.lag().items():
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _close(self) -> None:
+        self.worker.stop()
+        for closer in (
+            (lambda: self.source.close()) if self.source else None,
+            (lambda: self.out.close()) if self.out else None,
+            self.db.close,
+            self.health.close if self.health else None,
+        ):
+            if closer is None:
+                continue
+            try:
+                closer()
+            except Exception as e:  # noqa: BLE001 - closing must go on
+                log.warning("close_failed", error=str(e)[:200])

@@ -1,0 +1,55 @@
+"""What flows between the stages: decoded items, dead letters and the offsets they cover."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka import TopicPartition
+
+from schemas.messages import DeadLetter, InboundMessage, Prediction
+
+
+@dataclass(slots=True)
+class Item:
+    msg: InboundMessage
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    raw: bytes  # the record value as received, for the dead-letter topic
+
+
+@dataclass(slots=True)
+class Batch:
+    items: list[Item] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    # Next offset to commit per partition: every record below it is in ``items`` or ``dead``
+    # (or in an earlier batch).
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    first_ms: float = 0.0
+    # Filled by the inference worker, index-aligned with ``items`` (None: dead-lettered instead).
+    predictions: list[Prediction | None] = field(default_factory=list)
+    # Checkpoint steps already done, so a retry after a failure resumes instead of re-sending.
+    steps_done: set[str] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.dead)
+
+    def cover(self, topic: str, partition: int, offset: int) -> None:
+        tp = TopicPartition(topic, partition)
+        if offset + 1 > self.offsets.get(tp, -1):
+            self.offsets[tp] = offset + 1
+
+    def only(self, partitions: set[TopicPartition]) -> Batch:
+        """The part of this batch that belongs to ``partitions`` (after a rebalance)."""
+        return Batch(
+            items=[i for i in self.items if TopicPartition(i.topic, i.partition) in partitions],
+            dead=[d for d in self.dead if TopicPartition(d.topic, d.partition) in partitions],
+            offsets={tp: o for tp, o in self.offsets.items() if tp in partitions},
+            first_ms=self.first_ms,
+            predictions=[
+                p for i, p in zip(self.items, self.predictions)
+                if TopicPartition(i.topic, i.partition) in partitions
+            ],
+        )

@@ -1,0 +1,32 @@
+"""Stage 2 — decode and validate: each record becomes an :class:`Item` or a dead letter."""
+
+from __future__ import annotations
+
+from kafka.consumer.fetcher import ConsumerRecord
+
+from daemon.batch import Item
+from schemas.errors import MessageError
+from schemas.messages import DeadLetter, decode_message
+
+
+def decode_record(record: ConsumerRecord, max_text_chars: int) -> Item | DeadLetter:
+    try:
+        msg = decode_message(
+            record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            max_text_chars=max_text_chars,
+        )
+    except MessageError as e:
+        return DeadLetter(
+            original=record.value or b"",
+            key=record.key,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_kind=e.kind,
+            error_text=e.detail,
+        )
+    return Item(msg, record.topic, record.partition, record.offset, record.timestamp, record.key, record.value)

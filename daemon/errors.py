@@ -1,0 +1,23 @@
+from schemas.errors import SentistreamError
+
+
+class DaemonError(SentistreamError):
+    """Root of daemon errors."""
+
+
+class SinkUnavailable(DaemonError):
+    """A sink cannot take the batch now (database down, broker unreachable).
+
+    Backpressure, not a crash: the checkpoint pauses the partitions, waits ``retry_after``
+    seconds and tries the same batch again; no offset moves meanwhile.
+    """
+
+    def __init__(self, sink: str, cause: BaseException, retry_after: float | None = None) -> None:
+        super().__init__(f"{sink} unavailable: {type(cause).__name__}: {cause}"[:500])
+        self.sink = sink
+        self.cause = cause
+        self.retry_after = retry_after
+
+
+class ShutdownTimeout(DaemonError):
+    """In-flight work could not be written before the shutdown timeout; its offsets stay uncommitted."""

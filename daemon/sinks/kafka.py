@@ -1,0 +1,126 @@
+"""Output-topic and dead-letter-topic sink (kafka-python producer).
+
+``transactional`` delivery sends the batch's records and its consumed offsets in one KIP-98
+transaction; ``idempotent`` delivery flushes an idempotent producer and leaves the offset commit
+to the checkpoint.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from daemon.batch import Batch
+from daemon.errors import SinkUnavailable
+from daemon.source import client_config
+from schemas.settings import KafkaSettings
+
+CONTENT_TYPE = b"application/json"
+# Under the broker's default message.max.bytes; the dead_letters table keeps the full original.
+DLQ_MAX_VALUE_BYTES = 512 * 1024
+
+
+def prediction_records(batch: Batch) -> list[tuple[bytes, bytes, list]]:
+    out = []
+    for p in batch.predictions:
+        if p is None:
+            continue
+        headers = [
+            ("content-type", CONTENT_TYPE),
+            ("model-version", p.model_version.encode()),
+            ("adapter-version", (p.adapter_version or "").encode()),
+        ]
+        out.append((p.message_id.encode(), orjson.dumps(p.model_dump(mode="json")), headers))
+    return out
+
+
+def dead_letter_records(batch: Batch) -> list[tuple[bytes | None, bytes, list]]:
+    out = []
+    for d in batch.dead:
+        headers = [
+            ("error-kind", d.error_kind.encode()),
+            ("error-text", d.error_text.encode()[:1000]),
+            ("source-topic", d.topic.encode()),
+            ("source-partition", str(d.partition).encode()),
+            ("source-offset", str(d.offset).encode()),
+        ]
+        value = d.original
+        if len(value) > DLQ_MAX_VALUE_BYTES:
+            headers.append(("original-size", str(len(value)).encode()))
+            value = value[:DLQ_MAX_VALUE_BYTES]
+        out.append((d.key, value, headers))
+    return out
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.transactional = settings.delivery == "transactional"
+        cfg = client_config(settings) | {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+        cfg["client_id"] = settings.client_id + "-producer"
+        if self.transactional:
+            cfg["transactional_id"] = settings.transactional_id or f"{settings.group_id}-{socket.gethostname()}"
+        self.producer = KafkaProducer(**cfg)
+        if self.transactional:
+            self.producer.init_transactions()
+
+    def _send_all(self, batch: Batch) -> list:
+        s = self.settings
+        futures = [
+            self.producer.send(s.output_topic, value=value, key=key, headers=headers)
+            for key, value, headers in prediction_records(batch)
+        ]
+        futures += [
+            self.producer.send(s.dead_letter_topic, value=value, key=key, headers=headers)
+            for key, value, headers in dead_letter_records(batch)
+        ]
+        return futures
+
+    @staticmethod
+    def _raise_failed(futures: list) -> None:
+        # flush() returns even when sends failed; the futures carry the errors.
+        for f in futures:
+            if f.failed():
+                raise f.exception
+
+    def write(self, batch: Batch, group_metadata=None) -> None:
+        """Idempotent mode: send and flush. Transactional mode: also commit ``batch.offsets``."""
+        try:
+            if not self.transactional:
+                futures = self._send_all(batch)
+                self.producer.flush(timeout=self.settings.request_timeout_ms / 1000)
+                self._raise_failed(futures)
+                return
+            self.producer.begin_transaction()
+            try:
+                futures = self._send_all(batch)
+                if batch.offsets:
+                    self.producer.send_offsets_to_transaction(
+                        {tp: _oam(o) for tp, o in batch.offsets.items()}, group_metadata
+                    )
+                self.producer.commit_transaction()
+                self._raise_failed(futures)
+            except BaseException:
+                self._abort()
+                raise
+        except KafkaError as e:
+            raise SinkUnavailable(self.name, e) from e
+
+    def _abort(self) -> None:
+        try:
+            self.producer.abort_transaction()
+        except KafkaError:
+            pass  # the retry starts a new transaction; a fenced producer fails loudly there
+
+    def close(self, timeout: float = 10) -> None:
+        self.producer.close(timeout=timeout)
+
+
+def _oam(offset: int) -> OffsetAndMetadata:
+    return OffsetAndMetadata(offset, "", -1)

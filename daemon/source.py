@@ -1,0 +1,105 @@
+"""Stage 1 — source: a kafka-python consumer-group member with manual commits.
+
+The consumer is not thread-safe; only the poll loop touches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
+
+from schemas.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+
+def client_config(s: KafkaSettings) -> dict:
+    """Connection and security options shared by consumer and producers."""
+    cfg: dict = {
+        "bootstrap_servers": s.bootstrap_servers.split(","),
+        "client_id": s.client_id,
+        "security_protocol": s.security_protocol,
+        "request_timeout_ms": s.request_timeout_ms,
+    }
+    if s.api_version:
+        cfg["api_version"] = tuple(int(p) for p in s.api_version.split("."))
+    if s.sasl_mechanism:
+        cfg["sasl_mechanism"] = s.sasl_mechanism
+        cfg["sasl_plain_username"] = s.sasl_username
+        if s.sasl_password is not None:
+            cfg["sasl_plain_password"] = s.sasl_password.get_secret_value()
+    if s.security_protocol in ("SSL", "SASL_SSL"):
+        cfg["ssl_check_hostname"] = s.ssl_check_hostname
+        for opt in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(s, opt) is not None:
+                cfg[opt] = str(getattr(s, opt))
+    return cfg
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_revoked: Callable[[set[TopicPartition]], None],
+                 on_assigned: Callable[[set[TopicPartition]], None]) -> None:
+        self._on_revoked, self._on_assigned = on_revoked, on_assigned
+
+    def on_partitions_revoked(self, revoked):
+        self._on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned):
+        self._on_assigned(set(assigned))
+
+
+class KafkaSource:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        on_revoked: Callable[[set[TopicPartition]], None],
+        on_assigned: Callable[[set[TopicPartition]], None],
+    ) -> None:
+        self.settings = settings
+        self.consumer = KafkaConsumer(
+            **client_config(settings),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=settings.auto_offset_reset,
+            isolation_level="read_committed",
+            max_poll_records=settings.max_poll_records,
+            session_timeout_ms=settings.session_timeout_ms,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+        )
+        self.consumer.subscribe(list(settings.input_topics), listener=_Listener(on_revoked, on_assigned))
+
+    def poll(self, timeout_ms: int) -> list[ConsumerRecord]:
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.max_poll_records)
+        return [r for records in batches.values() for r in records]
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment())
+
+    def pause(self) -> None:
+        self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        self.consumer.resume(*self.consumer.paused())
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """From the high watermarks the last fetches returned: no extra request."""
+        out = {}
+        for tp in self.consumer.assignment():
+            hw = self.consumer.highwater(tp)
+            pos = self.consumer.position(tp, timeout_ms=0) if hw is not None else None
+            if pos is not None:
+                out[tp] = max(0, hw - pos)
+        return out
+
+    def group_metadata(self):
+        return self.consumer.group_metadata()
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
