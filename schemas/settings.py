@@ -84,13 +84,14 @@ class DatabaseSettings(_Section):
     def safe_url(self) -> str:
         return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
 
-    @model_validator(mode="after")
-    def _parseable(self) -> DatabaseSettings:
+    @field_validator("url")
+    @classmethod
+    def _parseable(cls, url: SecretStr) -> SecretStr:
         try:
-            make_url(self.url.get_secret_value())
-        except Exception as e:  # sqlalchemy raises ArgumentError with the bad URL in it
-            raise ValueError(f"not a database URL ({type(e).__name__})") from None
-        return self
+            make_url(url.get_secret_value())
+        except Exception:  # sqlalchemy's message would echo the URL, password included
+            raise ValueError("not a database URL; expected e.g. postgresql+psycopg://user:pass@host:5432/db") from None
+        return url
 
 
 class BatchSettings(_Section):
@@ -110,6 +111,24 @@ class ModelSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_length: int = Field(default=128, gt=0, le=8192)
     trust_remote_code: Literal[False] = False
+    # A model spec: a preset name (models/presets, e.g. "s1" or "minilm-lora-sst2") or a YAML spec
+    # file. Settings above that are set explicitly override the spec (path -> base.id, adapter_*).
+    preset: str | None = None
+    spec_file: Path | None = None
+    adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("spec_file")
+    @classmethod
+    def _file_exists(cls, p: Path | None) -> Path | None:
+        if p is not None and not p.is_file():
+            raise ValueError(f"file {str(p)!r} does not exist")
+        return p
+
+    @model_validator(mode="after")
+    def _one_spec(self) -> ModelSettings:
+        if self.preset is not None and self.spec_file is not None:
+            raise ValueError("set either preset or spec_file, not both")
+        return self
 
     @field_validator("path", "adapter_path")
     @classmethod
@@ -133,6 +152,48 @@ class ObservabilitySettings(_Section):
     http_port: int = Field(default=9108, ge=0, le=65535)
 
 
+class TrainingSettings(_Section):
+    """Trainer service, method hyperparameters and the promotion gate (defaults: MiniLM + LoRA)."""
+
+    method: Literal["lora", "head"] = "lora"
+    base_model: Path | None = Field(default=None, description="None: the offline MiniLM default")
+    labels: tuple[str, ...] = ("negative", "positive")
+    adapter_name: str = "default"
+    adapters_dir: Path = Path("adapters")
+    reports_dir: Path = Path("reports")
+    max_length: int = Field(default=64, gt=0, le=8192)
+    lora_r: int = Field(default=16, gt=0)
+    lora_alpha: int = Field(default=32, gt=0)
+    lora_dropout: float = Field(default=0.1, ge=0, lt=1)
+    target_modules: tuple[str, ...] | Literal["all-linear"] = "all-linear"
+    # Trained in full and saved with the adapter, so the classification head survives a reload.
+    modules_to_save: tuple[str, ...] = ("classifier", "pooler")
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    batch_size: int = Field(default=32, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    epochs: float = Field(default=3.0, gt=0)
+    # "auto": inverse class frequency (sklearn "balanced"); "none": plain CE; else one weight per label.
+    class_weights: Literal["auto", "none"] | tuple[float, ...] = "auto"
+    eval_every_steps: int = Field(default=0, ge=0, description="0: evaluate once per epoch")
+    early_stopping_patience: int = Field(default=2, ge=0)
+    max_train_seconds: float | None = Field(default=None, gt=0)
+    val_fraction: float = Field(default=0.05, gt=0, lt=0.5)
+    seed: int = 13
+    warm_start: bool = False
+    # Gate: the gold set is a stable hash slice of message ids, never trained on.
+    gold_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    primary_metric: str = "macro_f1"
+    promote_margin: float = Field(default=0.0, ge=0)
+    recall_tolerance: float = Field(default=0.02, ge=0, le=1)
+    # Trainer loop.
+    interval_s: float = Field(default=300.0, gt=0)
+    min_new_labels: int = Field(default=200, gt=0)
+    labels_topic: str = "sentistream.labels"
+    notify_channel: str = Field(default="sentistream_adapters", pattern=r"^[a-z_][a-z0-9_]*$")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -148,6 +209,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     retry: RetrySettings = RetrySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    training: TrainingSettings = TrainingSettings()
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
     data_dir: Path | None = Field(default=None, description="Datasets, e.g. ../shared/data")
 
