@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SENTISTREAM_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install services demo test test-fast lint clean
+.PHONY: install services compose-tool demo test test-fast lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,15 +32,22 @@ services:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "Postgres did not become ready" >&2; exit 1
 
+# tests/deploy validates docker-compose.yml with a real compose implementation; Debian's
+# docker-compose package does that without a Docker engine.
+compose-tool:
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "docker-compose is missing: run 'sudo apt-get install docker-compose'" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
 demo: $(STAMP)
 	$(VENV)/bin/sentistream demo
 
 # pytest exits 5 when it collected nothing; that must fail, never pass silently.
-test: $(STAMP) services
+test: $(STAMP) services compose-tool
 	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP) services
+test-fast: $(STAMP) services compose-tool
 	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
 
 clean:
