@@ -28,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=_db_upgrade)
     for ep in sorted(entry_points(group="sentistream.commands"), key=lambda e: e.name):
-        ep.load()(sub)
+        try:
+            register = ep.load()
+        except ImportError as e:
+            # One package's missing extra must not take the other commands down with it.
+            print(f"sentistream: '{ep.name}' commands unavailable: {e}", file=sys.stderr)
+            continue
+        register(sub)
     return parser
 
 
