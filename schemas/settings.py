@@ -40,21 +40,25 @@ class _Section(BaseModel):
 
 
 class KafkaSettings(_Section):
-    bootstrap_servers: str = "localhost:9092"
-    input_topics: tuple[str, ...] = ("sentistream.input",)
-    output_topic: str = "sentistream.predictions"
-    dead_letter_topic: str = "sentistream.dead-letters"
-    group_id: str = "sentistream"
+    bootstrap_servers: str = Field(default="localhost:9092", description="Comma-separated host:port list.")
+    input_topics: tuple[str, ...] = Field(default=("sentistream.input",), description='JSON list, e.g. `["tweets","reviews"]`.')
+    output_topic: str = Field(default="sentistream.predictions", description="Prediction JSON, key = message id.")
+    dead_letter_topic: str = Field(default="sentistream.dead-letters", description="Original bytes + reason headers.")
+    group_id: str = Field(default="sentistream", description="Consumer group; replicas share it.")
     client_id: str = "sentistream-daemon"
-    # transactional: KIP-98 transaction carries the output records and the offsets (exactly-once).
-    # idempotent: idempotent producer flush, then offset commit (at-least-once output, for brokers
-    # without working transactions such as the embedded mock broker).
-    delivery: Literal["transactional", "idempotent"] = "transactional"
+    delivery: Literal["transactional", "idempotent"] = Field(
+        default="transactional",
+        description="`transactional`: output records and offsets in one KIP-98 transaction (exactly-once). "
+        "`idempotent`: idempotent-producer flush, then offset commit (output at-least-once; for brokers "
+        "without working transactions, e.g. the embedded demo broker).",
+    )
     transactional_id: str | None = Field(
         default=None, description="Stable per replica; defaults to '<group_id>-<hostname>'."
     )
-    # kafka-python probes the version when None; the embedded mock broker needs "2.3".
-    api_version: str | None = Field(default=None, pattern=r"^\d+(\.\d+){1,2}$")
+    api_version: str | None = Field(
+        default=None, pattern=r"^\d+(\.\d+){1,2}$",
+        description="Broker API version; unset = probe. The embedded mock broker needs `2.3`.",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=500, gt=0)
     poll_timeout_ms: int = Field(default=100, gt=0)
@@ -72,11 +76,12 @@ class KafkaSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    # SecretStr: the URL usually carries a password and must never reach logs.
-    url: SecretStr = SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream")
+    url: SecretStr = Field(
+        default=SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream"),
+        description="SQLAlchemy URL (secret: never logged). Postgres via psycopg 3; `sqlite:///file.db` for demos.",
+    )
     pool_size: int = Field(default=5, gt=0)
     connect_timeout_s: int = Field(default=10, gt=0)
-    # libpq sslmode for Postgres: disable, prefer, require, verify-ca, verify-full.
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     sslrootcert: Path | None = None
 
@@ -95,16 +100,15 @@ class DatabaseSettings(_Section):
 
 
 class BatchSettings(_Section):
-    max_size: int = Field(default=64, gt=0, le=4096)
-    max_wait_ms: int = Field(default=50, ge=0)
-    # Batches waiting for the inference worker; a full queue stops the poll loop (backpressure).
-    queue_size: int = Field(default=4, gt=0)
-    max_text_chars: int = Field(default=10_000, gt=0)
+    max_size: int = Field(default=64, gt=0, le=4096, description="Messages per inference batch, at most.")
+    max_wait_ms: int = Field(default=50, ge=0, description="A batch closes this long after its first message.")
+    queue_size: int = Field(default=4, gt=0, description="Batches waiting for the inference worker; when full, "
+                            "the poll loop waits (backpressure).")
+    max_text_chars: int = Field(default=10_000, gt=0, description="Longer texts are dead-lettered (oversized_text).")
 
 
 class ModelSettings(_Section):
-    # A local directory with a transformers model; None means the offline default (MiniLM).
-    path: Path | None = None
+    path: Path | None = Field(default=None, description="Local transformers model directory; unset = offline MiniLM default.")
     adapter_path: Path | None = None
     adapter_version: str | None = None
     labels: tuple[str, ...] | None = None
@@ -146,10 +150,9 @@ class RetrySettings(_Section):
 
 class ObservabilitySettings(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = "auto"
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", description="auto: console on a TTY, else JSON.")
     http_host: str = "0.0.0.0"
-    # Serves /metrics, /healthz and /readyz; 0 disables the server.
-    http_port: int = Field(default=9108, ge=0, le=65535)
+    http_port: int = Field(default=9108, ge=0, le=65535, description="/metrics, /healthz, /readyz; 0 disables.")
 
 
 class TrainingSettings(_Section):
@@ -210,7 +213,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     training: TrainingSettings = TrainingSettings()
-    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    shutdown_timeout_s: float = Field(default=30.0, gt=0, description="SIGTERM: time to finish in-flight batches.")
     data_dir: Path | None = Field(default=None, description="Datasets, e.g. ../shared/data")
 
     @classmethod
