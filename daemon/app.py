@@ -20,6 +20,7 @@ from daemon.checkpoint import Checkpoint
 from daemon.decode import decode_record
 from daemon.errors import ShutdownTimeout, SinkUnavailable
 from daemon.health import HealthServer
+from daemon.hotswap import AdapterWatcher, active_adapter, load_adapter_classifier
 from daemon.metrics import Metrics
 from daemon.sinks.kafka import KafkaSink
 from daemon.sinks.postgres import PostgresSink
@@ -36,13 +37,21 @@ class Daemon:
     def __init__(self, settings: Settings, classifier: Classifier | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.db = PostgresSink(settings.database)
+        active = None
+        if settings.model.follow_registry:
+            active = active_adapter(self.db.engine, settings.training.adapter_name)
         if classifier is None:
             from models.loading import load_classifier
 
-            classifier = load_classifier(settings.model)
+            classifier = (load_adapter_classifier(settings, active) if active
+                          else load_classifier(settings.model))
         self.worker = InferenceWorker(classifier, settings.retry, self.metrics, settings.batch.queue_size)
         self.batcher = MicroBatcher(settings.batch)
-        self.db = PostgresSink(settings.database)
+        self.watcher = None
+        if settings.model.follow_registry:
+            self.watcher = AdapterWatcher(settings, self.db.engine, self.worker.swap_classifier,
+                                          getattr(classifier, "adapter_version", None))
         self._stop = threading.Event()
         self._started = threading.Event()
         self._in_backoff = False
@@ -78,6 +87,8 @@ class Daemon:
                                        self.is_live, self.is_ready)
             self.health.start()
         self.worker.start()
+        if self.watcher:
+            self.watcher.start()
         self.out = KafkaSink(s.kafka)
         self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned)
         self.checkpoint = Checkpoint(self.db, self.out, self.source, self.metrics)
@@ -216,6 +227,8 @@ class Daemon:
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _close(self) -> None:
+        if self.watcher:
+            self.watcher.stop()
         self.worker.stop()
         for closer in (
             (lambda: self.source.close()) if self.source else None,

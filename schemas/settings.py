@@ -118,6 +118,12 @@ class ModelSettings(_Section):
     # A model spec: a preset name (models/presets, e.g. "s1" or "minilm-lora-sst2") or a YAML spec
     # file. Settings above that are set explicitly override the spec (path -> base.id, adapter_*).
     preset: str | None = None
+    follow_registry: bool = Field(
+        default=False,
+        description="Serve the registry's active adapter (training.adapter_name) and hot-swap on promotion.",
+    )
+    registry_poll_s: float = Field(default=30.0, gt=0, description="Registry polling interval; "
+                                   "Postgres LISTEN/NOTIFY wakes the daemon sooner.")
     spec_file: Path | None = None
     adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
