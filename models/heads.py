@@ -1,0 +1,104 @@
+"""The three ways a model turns a padded batch into label scores.
+
+- :class:`SequenceClassificationHead`: the model's own classification head (``logits``),
+- :class:`VerbalizerHead`: one forward pass of the causal LM's backbone; only the last position's
+  hidden state is multiplied with the label tokens' rows of ``lm_head`` (k x hidden, never vocab-sized),
+- :class:`GenerateHead`: greedy generation, then a regex finds the label word in the answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from models.errors import ModelError
+from models.spec import ModelSpec
+
+
+class UnparseableAnswerError(ModelError):
+    """Generated text did not match ``generate.pattern`` or named no known label."""
+
+
+def padding_side_for(head: str) -> str:
+    return "right" if head == "sequence_classification" else "left"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under a peft wrapper (LoRA layers stay injected in it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class SequenceClassificationHead:
+    padding_side = "right"
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch).logits.float()
+
+
+class VerbalizerHead:
+    padding_side = "left"  # the answer position is then the last column for every row
+
+    def __init__(self, model: nn.Module, label_token_ids: list[list[int]]) -> None:
+        lm = unwrap(model)
+        self.backbone = lm.base_model
+        self.token_ids = torch.tensor([ids[0] for ids in label_token_ids])
+        head = lm.get_output_embeddings()
+        # A view of k rows, taken per call so a hot-swapped or merged lm_head is always current.
+        self.lm_head = head
+        self.softcap = getattr(lm.config, "final_logit_softcapping", None)
+
+    def label_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
+        ids = self.token_ids.to(hidden_last.device)
+        w = self.lm_head.weight[ids]
+        logits = hidden_last.to(w.dtype) @ w.T
+        if getattr(self.lm_head, "bias", None) is not None:
+            logits = logits + self.lm_head.bias[ids]
+        logits = logits.float()
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # Left padding: count positions from each row's first real token, as unpadded inputs would.
+        positions = (batch["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+        out = self.backbone(**batch, position_ids=positions, use_cache=False)
+        return self.label_logits(out.last_hidden_state[:, -1])
+
+
+class GenerateHead:
+    padding_side = "left"
+
+    def __init__(self, spec: ModelSpec, tokenizer, answer_prefix: str) -> None:
+        self.pattern = re.compile(spec.generate.pattern, re.IGNORECASE | re.DOTALL)
+        self.max_new_tokens = spec.generate.max_new_tokens
+        self.tokenizer = tokenizer
+        self.answer_prefix = answer_prefix
+        self.words = {lab.word.lower(): i for i, lab in enumerate(spec.labels)}
+        self.num_labels = len(spec.labels)
+
+    def generate_text(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[str]:
+        out = unwrap(model).generate(
+            **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        new = out[:, batch["input_ids"].shape[1]:]
+        return [self.answer_prefix + t for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def parse(self, text: str) -> int | None:
+        m = self.pattern.search(text)
+        return None if m is None else self.words.get(m.group("label").strip().lower())
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        texts = self.generate_text(model, batch)
+        ids = [self.parse(t) for t in texts]
+        bad = [i for i, v in enumerate(ids) if v is None]
+        if bad:
+            raise UnparseableAnswerError(
+                f"{len(bad)} of {len(ids)} generated answers name no label (rows {bad[:10]}); "
+                "check generate.pattern and the labels' verbalizer words"
+            )
+        scores = torch.full((len(ids), self.num_labels), -1e4)
+        scores[torch.arange(len(ids)), torch.tensor(ids)] = 0.0
+        return scores

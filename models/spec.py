@@ -1,0 +1,238 @@
+"""The model spec: everything needed to serve one model card, in a YAML file users can write.
+
+Presets (``models/presets/*.yaml``) are specs too; ``load_spec("s1")`` or ``load_spec("path/to/x.yaml")``.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.errors import SpecError
+
+HeadKind = Literal["sequence_classification", "causal_lm_verbalizer", "causal_lm_generate"]
+QuantMode = Literal["none", "bf16", "nf4", "fp4", "int8"]
+DType = Literal["float32", "bfloat16", "float16"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class BaseModelSpec(_Frozen):
+    # A local directory (must hold config.json) or a Hugging Face hub id.
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    # Expected ``config.model_type`` (gemma, llama, gemma2, gpt2, bert); checked at load when set.
+    model_type: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.id).expanduser().is_dir() or self.id.startswith(("/", "./", "../", "~"))
+
+
+class LabelSpec(_Frozen):
+    id: int = Field(ge=0)
+    name: str = Field(min_length=1)
+    # The word a causal LM answers with for this label (verbalizer / generate heads); default: name.
+    verbalizer: str | None = None
+
+    @property
+    def word(self) -> str:
+        return self.verbalizer or self.name
+
+
+class PromptSpec(_Frozen):
+    system: str | None = None
+    # ``{text}`` is replaced by the message text; no other fields.
+    user_template: str = "{text}"
+    chat_template: bool = False
+    # Text the assistant's answer starts with; the label word follows it.
+    answer_prefix: str = ""
+
+    @field_validator("user_template")
+    @classmethod
+    def _one_text_field(cls, v: str) -> str:
+        fields = re.findall(r"(?<!\{)\{([^{}]*)\}(?!\})", v)
+        if fields != ["text"]:
+            raise ValueError("must contain exactly one '{text}' field (write literal braces as '{{' '}}')")
+        return v
+
+    def render_user(self, text: str) -> str:
+        return self.user_template.replace("{text}", text).replace("{{", "{").replace("}}", "}")
+
+
+class QuantizationSpec(_Frozen):
+    mode: QuantMode = "none"
+    double_quant: bool = False
+    compute_dtype: DType = "bfloat16"
+
+
+class LoraParams(_Frozen):
+    r: int = Field(gt=0)
+    alpha: float = Field(gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(min_length=1)
+
+
+class SpartaParams(_Frozen):
+    # Fraction of the model's parameters kept frozen (0.998 = 0.2% trainable).
+    sparsity: float = Field(gt=0, lt=1)
+    # Only parameters whose name contains one of these are sampled; the head is always trainable.
+    target_modules: tuple[str, ...] = Field(min_length=1)
+
+
+class AdapterSpec(_Frozen):
+    kind: Literal["none", "lora", "sparta"] = "none"
+    path: Path | None = None
+    version: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # Training hyperparameters of the card (used by training/, ignored at inference).
+    lora: LoraParams | None = None
+    sparta: SpartaParams | None = None
+    # How SpaRTA deltas meet a bitsandbytes base: a sparse float side path beside the untouched
+    # quantized weights, or merged in full precision before quantizing (deltas then get 4-bit rounding).
+    sparta_on_quantized: Literal["sparse_add", "merge_then_quantize"] = "sparse_add"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AdapterSpec:
+        if self.kind == "none" and self.path is not None:
+            raise ValueError("adapter.path is set but adapter.kind is 'none'; set kind to 'lora' or 'sparta'")
+        return self
+
+
+class GenerateSpec(_Frozen):
+    # Applied to the generated text; the named group ``label`` holds the label word.
+    pattern: str = r"(?P<label>\w+)"
+    max_new_tokens: int = Field(default=16, gt=0, le=256)
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_label_group(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a regular expression: {e}") from None
+        if "label" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<label>...)")
+        return v
+
+
+class RuntimeSpec(_Frozen):
+    # Dynamic batching: at most this many (padded) tokens per forward pass; texts sorted by length.
+    token_budget: int = Field(default=8192, gt=0)
+    pad_to_multiple_of: int = Field(default=8, gt=0)
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    # Reuse the KV cache of the prompt part shared by every message (system prompt); causal heads only.
+    prefix_cache: bool = True
+
+
+class ModelSpec(_Frozen):
+    name: str = Field(min_length=1)
+    description: str = ""
+    base: BaseModelSpec
+    head: HeadKind
+    labels: tuple[LabelSpec, ...] = Field(min_length=2)
+    prompt: PromptSpec = PromptSpec()
+    max_length: int = Field(default=128, gt=0, le=8192)
+    quantization: QuantizationSpec = QuantizationSpec()
+    adapter: AdapterSpec = AdapterSpec()
+    generate: GenerateSpec = GenerateSpec()
+    runtime: RuntimeSpec = RuntimeSpec()
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    trust_remote_code: Literal[False] = False
+
+    @field_validator("labels")
+    @classmethod
+    def _dense_ids(cls, labels: tuple[LabelSpec, ...]) -> tuple[LabelSpec, ...]:
+        labels = tuple(sorted(labels, key=lambda lab: lab.id))
+        if [lab.id for lab in labels] != list(range(len(labels))):
+            raise ValueError(f"label ids must be 0..{len(labels) - 1}, each once; got {[lab.id for lab in labels]}")
+        names = [lab.name for lab in labels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"label names must be unique; got {names}")
+        words = [lab.word for lab in labels]
+        if len(set(words)) != len(words):
+            raise ValueError(f"label verbalizer words must be unique; got {words}")
+        return labels
+
+    @model_validator(mode="after")
+    def _head_fits(self) -> ModelSpec:
+        if self.head == "sequence_classification" and self.prompt.answer_prefix:
+            raise ValueError("prompt.answer_prefix only applies to causal_lm_* heads")
+        return self
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(lab.name for lab in self.labels)
+
+    def with_overrides(self, **changes: Any) -> ModelSpec:
+        """A copy with dotted-path changes, validated: ``with_overrides(**{"adapter.path": p})``."""
+        data = self.model_dump(mode="python")
+        for dotted, value in changes.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        return _validate(data, f"spec {self.name!r} with overrides {sorted(changes)}")
+
+
+
+
+def _presets_dir():
+    return resources.files("models") / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _presets_dir().iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def _preset_file(name: str):
+    names = preset_names()
+    if name in names:
+        return _presets_dir() / f"{name}.yaml"
+    # Short aliases: "s1" for "s1-tinyllama-qlora-tweeteval".
+    matches = [n for n in names if n.split("-")[0] == name]
+    if len(matches) == 1:
+        return _presets_dir() / f"{matches[0]}.yaml"
+    return None
+
+
+def _validate(data: Any, where: str) -> ModelSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            dotted = ".".join(str(p) for p in err["loc"]) or "spec"
+            lines.append(f"  {dotted}: {err['msg'].removeprefix('Value error, ')}")
+        raise SpecError(f"{where} is invalid, fix these:\n" + "\n".join(lines)) from None
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Load a preset by name (or alias such as ``s0``) or a spec YAML file by path."""
+    preset = _preset_file(str(name_or_path)) if isinstance(name_or_path, str) else None
+    if preset is not None:
+        text, where = preset.read_text(encoding="utf-8"), f"preset {name_or_path!r}"
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise SpecError(
+                f"model spec {str(name_or_path)!r}: no such file and no such preset "
+                f"(presets: {', '.join(preset_names())})"
+            )
+        text, where = path.read_text(encoding="utf-8"), f"spec file {path}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{where}: not valid YAML: {e}") from None
+    return _validate(data, where)
