@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     func,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -127,3 +129,35 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+class AdapterRow(Base):
+    """Adapter registry: the trainer inserts candidates, the gate marks them active or rejected,
+    the daemon serves the single active row per name."""
+
+    __tablename__ = "adapters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(256), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    base_model: Mapped[str] = mapped_column(String(512))
+    artifact_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # candidate / active / rejected / retired
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[str] | None] = mapped_column(JSONType)
+    parent_version: Mapped[str | None] = mapped_column(String(256))
+    # Highest labels.id the adapter was trained on: the next refit counts new labels from here.
+    label_watermark: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    status_changed_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_adapters_name_status", "name", "status"),
+        Index("ix_adapters_name_created_at", "name", "created_at"),
+        Index("uq_adapters_one_active", "name", unique=True,
+              postgresql_where=sql_text("status = 'active'"), sqlite_where=sql_text("status = 'active'")),
+        CheckConstraint("status IN ('candidate', 'active', 'rejected', 'retired')", name="ck_adapters_status"),
+    )

@@ -1,0 +1,98 @@
+"""The labels topic: JSON records ``{"message_id", "label", "labeled_by"?, "text"?}`` upserted into
+the labels table. Offsets are committed only after the batch's transaction commits, so a crash
+replays labels (the upsert makes that harmless) and never loses one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from schemas.settings import KafkaSettings
+from training.labels import ImportResult, write_labels
+from training.readers import Example, Rejected, normalize_label
+
+log = structlog.get_logger("training.consumer")
+
+
+def kafka_config(s: KafkaSettings) -> dict:
+    cfg: dict = {"bootstrap_servers": s.bootstrap_servers.split(","), "security_protocol": s.security_protocol,
+                 "request_timeout_ms": s.request_timeout_ms}
+    if s.api_version:
+        cfg["api_version"] = tuple(int(p) for p in s.api_version.split("."))
+    if s.sasl_mechanism:
+        cfg |= {"sasl_mechanism": s.sasl_mechanism, "sasl_plain_username": s.sasl_username}
+        if s.sasl_password is not None:
+            cfg["sasl_plain_password"] = s.sasl_password.get_secret_value()
+    if s.security_protocol in ("SSL", "SASL_SSL"):
+        cfg["ssl_check_hostname"] = s.ssl_check_hostname
+        for opt in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(s, opt) is not None:
+                cfg[opt] = str(getattr(s, opt))
+    return cfg
+
+
+def parse_record(value: bytes | None, position: int, labels: Sequence[str]) -> Example | Rejected:
+    raw = (value or b"")[:500].decode("utf-8", "replace")
+    try:
+        rec = json.loads(value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return Rejected(position, f"invalid JSON: {e}", raw)
+    if not isinstance(rec, dict):
+        return Rejected(position, "not a JSON object", raw)
+    mid = str(rec.get("message_id") or rec.get("id") or "").strip()
+    if not mid:
+        return Rejected(position, "missing message_id", raw)
+    text = rec.get("text")
+    if text is not None and (not isinstance(text, str) or not text.strip()):
+        return Rejected(position, "empty text", raw)
+    try:
+        label = normalize_label(rec.get("label"), labels)
+    except ValueError as e:
+        return Rejected(position, str(e), raw)
+    by = rec.get("labeled_by")
+    return Example(mid, text.strip() if text else None, label, str(by) if by else None, position)
+
+
+class LabelsConsumer:
+    def __init__(self, kafka: KafkaSettings, topic: str, engine: Engine, labels: Sequence[str],
+                 group_id: str | None = None) -> None:
+        from kafka import KafkaConsumer
+
+        self.engine, self.labels = engine, tuple(labels)
+        self.consumer = KafkaConsumer(
+            topic,
+            group_id=group_id or f"{kafka.group_id}-trainer",
+            client_id=f"{kafka.client_id}-trainer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **kafka_config(kafka),
+        )
+
+    def poll_once(self, timeout_ms: int = 1000, max_records: int = 2000) -> ImportResult:
+        """Read what is there, write it, then commit the offsets."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        items = [parse_record(r.value, r.offset, self.labels) for recs in batches.values() for r in recs]
+        if not items:
+            return ImportResult()
+        res = write_labels(self.engine, items, labeled_by="labels-topic", origin="kafka")
+        self.consumer.commit()
+        for r in res.rejected:
+            log.warning("labels.topic_rejected", offset=r.line, reason=r.reason)
+        log.info("labels.consumed", written=res.written, rejected=len(res.rejected))
+        return res
+
+    def drain(self, idle_ms: int = 1500, max_records: int = 2000) -> ImportResult:
+        """Poll until a poll returns nothing."""
+        total = ImportResult()
+        while True:
+            res = self.poll_once(idle_ms, max_records)
+            if not res.written and not res.rejected:
+                return total
+            total.written += res.written
+            total.rejected += res.rejected
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,13 @@
+from schemas.errors import SentistreamError
+
+
+class TrainingError(SentistreamError):
+    """Root of training errors."""
+
+
+class DatasetError(TrainingError):
+    """A labels file or the labels table cannot give a usable dataset; the message says why."""
+
+
+class RegistryError(TrainingError):
+    """An adapters-registry operation is not possible (unknown version, nothing to roll back to)."""

@@ -1,0 +1,123 @@
+"""One refit (``train --once``) and the long-running trainer loop.
+
+A refit: labels since the watermark → dataset minus the gold set → fit → measure candidate and
+active adapter on the same gold set → register → gate → promote (NOTIFY) or reject.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from schemas.db import make_engine
+from schemas.settings import Settings, TrainingSettings
+from training import labels as label_store
+from training import registry
+from training.gate import decide
+from training.pipeline import base_model_dir
+from training.report import write_report
+from training.splits import three_way
+from training.trainer import evaluate_examples, fit
+
+log = structlog.get_logger("training.service")
+
+
+def adapter_sha256(path: Path) -> str:
+    from models.checks import adapter_sha256 as sha
+
+    return sha(path)
+
+
+def evaluate_adapter(cfg: TrainingSettings, base: Path, adapter_dir: Path, examples) -> dict:
+    """Gold metrics of a registered adapter, re-measured on today's gold set."""
+    from transformers import AutoTokenizer
+
+    from training.trainer import build_model
+
+    model = build_model(cfg, base, cfg.labels, warm_start=adapter_dir).eval()
+    tok = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+    return evaluate_examples(model, tok, examples, cfg.labels, cfg.max_length)
+
+
+def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
+             engine: Engine | None = None, progress: bool = True) -> dict:
+    engine = engine or make_engine(settings.database.url.get_secret_value())
+    name = cfg.adapter_name
+    last = registry.latest(engine, name)
+    watermark = last["label_watermark"] if last else 0
+    new = label_store.count_since(engine, watermark)
+    if new < cfg.min_new_labels and not force:
+        log.info("trainer.skip", new_labels=new, min_new_labels=cfg.min_new_labels)
+        return {"action": "skipped", "new_labels": new, "min_new_labels": cfg.min_new_labels}
+    examples, wm = label_store.load_examples(engine, cfg.labels)
+    train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction)
+    if not gold:
+        return {"action": "skipped", "why": "gold set is empty; import more labels", "labels": len(examples)}
+    act = registry.active(engine, name)
+    warm = Path(act["artifact_path"]) if act and cfg.warm_start else None
+    version = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    out = cfg.adapters_dir / name / version
+    base = base_model_dir(cfg)
+    log.info("trainer.refit", version=version, new_labels=new, train=len(train), val=len(val), gold=len(gold))
+    res = fit(cfg, base, train, val, out, warm_start=warm, progress=progress)
+    cand_gold = evaluate_examples(res.model, res.tokenizer, gold, cfg.labels, cfg.max_length)
+    act_gold = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold) if act else None
+    decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
+                      recall_tolerance=cfg.recall_tolerance)
+    metrics = {"gold": cand_gold, "val": res.best, "active_gold": act_gold, "history": res.history,
+               "counts": {"train": len(train), "val": len(val), "gold": len(gold)}, "fit_seconds": res.seconds}
+    registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
+                      artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=metrics,
+                      parent_version=act["version"] if act else None, label_watermark=wm)
+    if decision.promote:
+        registry.promote(engine, version, channel=cfg.notify_channel, reasons=decision.reasons)
+    else:
+        registry.reject(engine, version, decision.reasons)
+    write_report(cfg.reports_dir / version, f"{version} on the gold set", cand_gold, res.history,
+                 extra={"decision": "promoted" if decision.promote else "rejected",
+                        "reasons": "; ".join(decision.reasons),
+                        "active": act["version"] if act else None})
+    pm = cfg.primary_metric
+    return {"action": "promoted" if decision.promote else "rejected", "version": version,
+            "reasons": decision.reasons, f"gold_{pm}": cand_gold[pm],
+            f"active_gold_{pm}": act_gold[pm] if act_gold else None, "gold": len(gold), "train": len(train),
+            "watermark": wm}
+
+
+def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True) -> int:
+    """Consume the labels topic and refit on an interval until SIGTERM/SIGINT."""
+    from training.consumer import LabelsConsumer
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    engine = make_engine(settings.database.url.get_secret_value())
+    consumer = LabelsConsumer(settings.kafka, cfg.labels_topic, engine, cfg.labels) if consume else None
+    log.info("trainer.start", interval_s=cfg.interval_s, min_new_labels=cfg.min_new_labels,
+             topic=cfg.labels_topic if consume else None)
+    try:
+        while not stop.is_set():
+            deadline = time.monotonic() + cfg.interval_s
+            while consumer and not stop.is_set() and time.monotonic() < deadline:
+                consumer.poll_once(timeout_ms=1000)
+            if not consumer:
+                stop.wait(cfg.interval_s)
+            if stop.is_set():
+                break
+            try:
+                log.info("trainer.cycle", **{k: v for k, v in run_once(settings, cfg, engine=engine,
+                                                                        progress=False).items() if k != "reasons"})
+            except Exception:
+                log.exception("trainer.cycle_failed")  # the next cycle retries; the service stays up
+    finally:
+        if consumer:
+            consumer.close()
+        engine.dispose()
+    log.info("trainer.stopped")
+    return 0
