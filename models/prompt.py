@@ -23,8 +23,8 @@ class PromptRenderer:
 
     @property
     def answer_sep(self) -> str:
-        p = self.prompt.answer_prefix
-        return " " if p and not p[-1].isspace() else ""
+        """What goes between the prompt and the label word: a space unless the prompt ends in one."""
+        return "" if self.render("x")[-1:].isspace() else " "
 
     def render(self, text: str) -> str:
         user = self.prompt.render_user(text)
