@@ -117,7 +117,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out_but_sources_in():
     assert {"pyproject.toml", "schemas", "daemon", "models", "training"} <= copied
     for src in copied:
         assert not _ignored(src, patterns), f"Dockerfile copies {src}, which .dockerignore excludes"
-        assert (REPO / src).exists() or src == "README.md", f"Dockerfile copies missing {src}"
+        assert (REPO / src).exists(), f"Dockerfile copies missing {src}"
 
 
 def test_demo_messages_decode_like_the_daemon_decodes_them():
