@@ -74,3 +74,18 @@ def build_tiny_bert(
     model = BertForSequenceClassification(cfg).eval()
     model.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
+
+
+def build_lora_adapter(base_dir: Path, out_dir: Path, seed: int) -> Path:
+    """A LoRA adapter (random, non-zero B so it changes outputs) with the classifier head saved."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    base = BertForSequenceClassification.from_pretrained(base_dir)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"],
+                     init_lora_weights=False, task_type="SEQ_CLS")
+    model = get_peft_model(base, cfg)
+    with torch.no_grad():
+        model.base_model.model.classifier.modules_to_save["default"].weight.normal_(0, 0.5)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    return Path(out_dir)
