@@ -21,3 +21,11 @@ class SinkUnavailable(DaemonError):
 
 class ShutdownTimeout(DaemonError):
     """In-flight work could not be written before the shutdown timeout; its offsets stay uncommitted."""
+
+
+class ProducerFenced(DaemonError):
+    """Another producer took over this replica's transactional id: this process must exit.
+
+    Its uncommitted batches go back to the consumer group; restart with a unique
+    ``kafka.transactional_id`` per replica.
+    """

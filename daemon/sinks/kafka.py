@@ -11,11 +11,11 @@ import socket
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, ProducerFencedError, TransactionalIdAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 
 from daemon.batch import Batch
-from daemon.errors import SinkUnavailable
+from daemon.errors import ProducerFenced, SinkUnavailable
 from daemon.source import client_config
 from schemas.settings import KafkaSettings
 
@@ -109,6 +109,8 @@ class KafkaSink:
             except BaseException:
                 self._abort()
                 raise
+        except (ProducerFencedError, TransactionalIdAuthorizationFailedError) as e:
+            raise ProducerFenced(f"transactional producer can no longer write: {e}") from e
         except KafkaError as e:
             raise SinkUnavailable(self.name, e) from e
 
