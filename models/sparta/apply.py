@@ -72,7 +72,7 @@ class SparseDelta(nn.Module):
     def __init__(self, indices: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> None:
         super().__init__()
         coo = torch.sparse_coo_tensor(indices.long().T, values.float(), shape).coalesce()
-        self.register_buffer("delta", coo.to_sparse_csr(), persistent=False)
+        self.register_buffer("delta", coo, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1]).float()

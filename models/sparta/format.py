@@ -79,7 +79,7 @@ def save_sparta(
     cfg = model_config.to_dict()
     cfg["sparta_pretrained_model"] = base_model
     if head_init is not None:
-        cfg.setdefault("problem_type", "single_label_classification")
+        cfg["problem_type"] = cfg.get("problem_type") or "single_label_classification"
         save_file({"head": head_init.detach().contiguous().cpu()}, out / HEAD_INIT_FILE)
     cfg["sentistream_adapter"] = {"kind": "sparta", "peft_sparta": _version("peft-sparta"),
                                   "sentistream": _version("sentistream")}

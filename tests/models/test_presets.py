@@ -153,7 +153,8 @@ def _sparta_adapter(base, out, sparsity, scale=0.05, seed=2):
     from peft_sparta import SpaRTA
 
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
     head_init = model.score.weight.detach().clone()
     # peft-sparta freezes modules by name; what is left on a Gemma layer is Wv / Wo (S0's targets).
     sparta = SpaRTA(model, sparsity=sparsity)
