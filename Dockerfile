@@ -17,14 +17,12 @@ FROM ${PYTHON_IMAGE} AS requirements
 ARG EXTRAS
 WORKDIR /src
 COPY pyproject.toml .
-RUN python - <<'EOF'
-import os, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-deps = [d for d in project["dependencies"] if not d.startswith("torch")]
-for extra in filter(None, os.environ.get("EXTRAS", "").split(",")):
-    deps += project["optional-dependencies"][extra]
-open("/requirements.txt", "w").write("\n".join(deps) + "\n")
-EOF
+# (python -c rather than a RUN heredoc, so the classic builder of docker-compose v1 works too)
+RUN python -c 'import os, tomllib; \
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+deps = [d for d in p["dependencies"] if not d.startswith("torch")]; \
+deps += [d for e in filter(None, os.environ["EXTRAS"].split(",")) for d in p["optional-dependencies"][e]]; \
+open("/requirements.txt", "w").write("\n".join(deps) + "\n")'
 
 # ---- CPU build: venv with CPU-only torch ---------------------------------------------------
 FROM ${PYTHON_IMAGE} AS build-cpu

@@ -134,3 +134,38 @@ def test_demo_messages_decode_like_the_daemon_decodes_them():
     assert len({m.id for m in good}) == len(good)
     # The malformed lines each exercise a different dead-letter reason, as the dashboard shows.
     assert sorted(reasons) == sorted([EMPTY_TEXT, MISSING_TEXT, INVALID_JSON])
+
+
+def test_requirements_stage_lists_every_dependency_but_torch(tmp_path):
+    """Run the requirements stage's RUN step as the build would, and compare with pyproject.toml."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import tomllib
+
+    (run,) = [rest for word, rest in _instructions_of("requirements") if word == "RUN"]
+    out = tmp_path / "requirements.txt"
+    (tmp_path / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
+    extras = re.search(r"^ARG EXTRAS=(\S+)", DOCKERFILE.read_text(), re.M).group(1)
+    assert run.startswith("python -c ")
+    cmd = run.replace("/requirements.txt", str(out)).replace("python", shlex.quote(sys.executable), 1)
+    subprocess.run(["sh", "-c", cmd], cwd=tmp_path, check=True,
+                   env={"PATH": os.environ["PATH"], "EXTRAS": extras}, timeout=60)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [d for d in project["dependencies"] if not d.startswith("torch")]
+    wanted += [d for e in extras.split(",") for d in project["optional-dependencies"][e]]
+    assert out.read_text().split() == wanted
+    # The torch the stages install is the one pyproject.toml pins.
+    torch_pin = next(d for d in project["dependencies"] if d.startswith("torch=="))
+    assert torch_pin == "torch==" + re.search(r"^ARG TORCH_VERSION=(\S+)", DOCKERFILE.read_text(), re.M).group(1)
+
+
+def _instructions_of(stage: str) -> list[tuple[str, str]]:
+    out, current = [], None
+    for word, rest in _instructions():
+        if word == "FROM":
+            current = rest.split()[-1]
+        elif current == stage:
+            out.append((word, rest))
+    return out
