@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 
 import pytest
 
@@ -138,12 +143,6 @@ def test_demo_messages_decode_like_the_daemon_decodes_them():
 
 def test_requirements_stage_lists_every_dependency_but_torch(tmp_path):
     """Run the requirements stage's RUN step as the build would, and compare with pyproject.toml."""
-    import os
-    import shlex
-    import subprocess
-    import sys
-    import tomllib
-
     (run,) = [rest for word, rest in _instructions_of("requirements") if word == "RUN"]
     out = tmp_path / "requirements.txt"
     (tmp_path / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())

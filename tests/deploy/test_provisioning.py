@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -69,3 +71,12 @@ def test_demo_streams_into_the_daemon_input_topic(config):
     demo, daemon = (service_env(config["services"][n]) for n in ("demo", "daemon"))
     assert json.loads(daemon["SENTISTREAM_KAFKA__INPUT_TOPICS"]) == [demo["INPUT_TOPIC"]]
     assert _mounts(config["services"]["demo"])["/deploy/demo"].endswith("deploy/demo")
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*.sh")))
+def test_shell_scripts_parse_with_posix_sh(script):
+    # The Kafka and Postgres images run these with /bin/sh (busybox ash / dash): no bashisms.
+    path = DEPLOY / script
+    assert os.access(path, os.X_OK), f"{script} must be executable"
+    proc = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
