@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
@@ -24,3 +26,15 @@ def plan_batches(lengths: list[int], token_budget: int, multiple: int = 8) -> li
     if current:
         batches.append(current)
     return batches
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, multiple: int, side: str) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask, padded on ``side`` to the longest row rounded up to ``multiple``."""
+    width = round_up(max(len(s) for s in seqs), multiple)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        sl = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+        ids[r, sl] = torch.tensor(s, dtype=torch.long)
+        mask[r, sl] = 1
+    return {"input_ids": ids, "attention_mask": mask}

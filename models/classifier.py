@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from models.base import BatchResult
-from models.batching import plan_batches
+from models.batching import pad_batch, plan_batches
 from models.build import Loaded, load_model
 from models.heads import GenerateHead, SequenceClassificationHead, VerbalizerHead
+from models.prefix import PrefixCache, shared_prefix, supports_prefix_cache
 from models.prompt import PromptRenderer
 from models.spec import ModelSpec
 
@@ -31,26 +32,51 @@ class SpecClassifier:
             self.verbalizer = VerbalizerHead(self.model, self.label_token_ids)
             self.generator = GenerateHead(spec, self.tokenizer, spec.prompt.answer_prefix + self.renderer.answer_sep)
             self.head = self.verbalizer if spec.head == "causal_lm_verbalizer" else self.generator
+        self.prefix = self._prefix_cache() if spec.head == "causal_lm_verbalizer" else None
 
-    def _batches(self, texts: Sequence[str]):
-        ids = self.renderer.encode(list(texts))
+    def _prefix_cache(self, min_tokens: int = 8) -> PrefixCache | None:
+        if not self.spec.runtime.prefix_cache or not supports_prefix_cache(self.verbalizer.backbone.config):
+            return None
+        ids = shared_prefix(self.renderer.encode(["a", "b c", "the end", "0"]))
+        # Keep one token of slack: the text's first token may merge with the one before it.
+        ids = ids[:-1]
+        return PrefixCache(self.verbalizer.backbone, ids, self.device) if len(ids) >= min_tokens else None
+
+    def _to_device(self, enc: dict) -> dict:
+        if self.device.type == "cuda":
+            return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in enc.items()}
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _batches(self, texts: Sequence[str], ids: list[list[int]] | None = None, side: str | None = None):
+        ids = self.renderer.encode(list(texts)) if ids is None else ids
         rt = self.spec.runtime
         for rows in plan_batches([len(x) for x in ids], rt.token_budget, rt.pad_to_multiple_of):
-            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, padding=True,
-                                     pad_to_multiple_of=rt.pad_to_multiple_of, return_tensors="pt")
-            if self.device.type == "cuda":
-                enc = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in enc.items()}
-            else:
-                enc = dict(enc)
-            yield rows, enc
+            enc = pad_batch([ids[i] for i in rows], self.tokenizer.pad_token_id, rt.pad_to_multiple_of,
+                            side or self.tokenizer.padding_side)
+            yield rows, self._to_device(enc)
+
+    def _verbalize_with_prefix(self, texts: Sequence[str], out: torch.Tensor) -> list[int]:
+        """Scores rows that start with the cached prefix into ``out``; returns the other rows."""
+        ids = self.renderer.encode(list(texts))
+        hit = [i for i, x in enumerate(ids) if self.prefix.matches(x)]
+        p = self.prefix.length
+        for rows, enc in self._batches([], [ids[i][p:] for i in hit], side="right"):
+            hidden = self.prefix.last_hidden(enc["input_ids"], enc["attention_mask"])
+            out[torch.tensor([hit[r] for r in rows])] = self.verbalizer.label_logits(hidden).cpu()
+        hits = set(hit)
+        return [i for i in range(len(texts)) if i not in hits]
 
     @torch.inference_mode()
     def scores(self, texts: Sequence[str], head=None) -> torch.Tensor:
         """Label logits (n, k) float32 in input order."""
         head = head or self.head
         out = torch.empty(len(texts), len(self.labels))
-        for rows, enc in self._batches(texts):
-            out[torch.tensor(rows)] = head(self.model, enc).float().cpu()
+        rest = list(range(len(texts)))
+        if self.prefix is not None and head is self.verbalizer:
+            rest = self._verbalize_with_prefix(texts, out)
+        if rest:
+            for rows, enc in self._batches([texts[i] for i in rest]):
+                out[torch.tensor([rest[r] for r in rows])] = head(self.model, enc).float().cpu()
         return out
 
     @torch.inference_mode()

@@ -101,6 +101,15 @@ def test_verbalizer_preset_matches_reference_and_greedy_generation(preset, tiny_
     assert len(set(verbalized)) >= 2, "the check is only meaningful if the label varies with the input"
 
 
+def test_prefix_cache_gives_the_same_scores(tiny_base, tmp_path):
+    spec, _, _, _ = _verbalizer_setup("s1", tiny_base, tmp_path)
+    cached = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
+    plain = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none", "runtime.prefix_cache": False}))
+    assert cached.prefix is not None and cached.prefix.length >= 20 and plain.prefix is None
+    texts = random_texts(64, seed=9)
+    assert (cached.scores(texts) - plain.scores(texts)).abs().max().item() <= TOL
+
+
 def test_generate_head_classifies_like_the_verbalizer(tiny_base, tmp_path):
     spec, _, _, _ = _verbalizer_setup("s3", tiny_base, tmp_path)
     verb = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
