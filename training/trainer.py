@@ -184,6 +184,8 @@ def fit(
     t0 = time.monotonic()
     labels = tuple(cfg.labels)
     set_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     tok = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
     tr, va = encode(tok, train, labels, cfg.max_length), encode(tok, val, labels, cfg.max_length)
     model = build_model(cfg, base_dir, labels, warm_start)
@@ -232,7 +234,8 @@ def fit(
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, mininterval=10, unit="batch")
         for i, idx in enumerate(bar):
             batch = collate(tr, idx, pad)
-            logits = model(**batch).logits
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                logits = model(**batch).logits
             loss = loss_fn(logits.float(), torch.from_numpy(tr.labels[idx])) / cfg.grad_accum
             loss.backward()
             running.append(loss.item() * cfg.grad_accum)
