@@ -23,6 +23,25 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _log_to_stderr(level: str) -> None:
+    """stdout carries the commands' results (JSON, tables); logs go to stderr."""
+    import logging
+
+    import structlog
+
+    class _Stderr:  # looked up per write: sys.stderr may be replaced (pytest capture, redirection)
+        def write(self, s: str) -> int:
+            return sys.stderr.write(s)
+
+        def flush(self) -> None:
+            sys.stderr.flush()
+
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
+    )
+
+
 def training_settings(args: argparse.Namespace):
     """Settings' training section with ``--set`` overrides, validated like any setting."""
     from pydantic import ValidationError
@@ -30,6 +49,7 @@ def training_settings(args: argparse.Namespace):
     from schemas.settings import TrainingSettings, load_settings
 
     settings = load_settings()
+    _log_to_stderr(settings.observability.log_level)
     base = settings.training.model_dump()
     if getattr(args, "labels", None):
         base["labels"] = tuple(args.labels.split(","))

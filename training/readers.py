@@ -68,11 +68,13 @@ def _row(
     text = rec.get(text_col) if text_col else None
     if text is not None and not isinstance(text, str):
         return Rejected(line, "text is not a string", raw)
-    text = text.strip() if text else None
     mid = rec.get(id_col) if id_col else None
     mid = str(mid).strip() if mid is not None and str(mid).strip() else None
-    if not text and text_col and mid is None:
+    # A text that is there but blank is an error; a missing one (or an empty CSV cell next to an
+    # id) means "look the text up by message id".
+    if text is not None and not text.strip() and (text != "" or mid is None):
         return Rejected(line, "empty text", raw)
+    text = text.strip() if text else None
     if mid is None and not text:
         return Rejected(line, "no text and no message id", raw)
     try:

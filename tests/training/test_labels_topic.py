@@ -1,0 +1,52 @@
+"""The labels topic on a real Kafka-protocol broker: good records land in the labels table, bad ones
+are rejected with reasons, and offsets are committed after the write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka import KafkaProducer
+from sqlalchemy import select
+
+from schemas.db import LabelRow, make_engine
+from schemas.settings import KafkaSettings
+from training.consumer import LabelsConsumer
+
+pytestmark = pytest.mark.kafka
+
+
+def test_labels_topic_to_table(broker, topic_names, database_url):
+    topic = broker.create_topic(topic_names("labels"))
+    producer = KafkaProducer(**broker.client_kwargs)
+    records = [
+        {"message_id": "t1", "text": "love it", "label": "positive", "labeled_by": "ana"},
+        {"message_id": "t2", "text": "hate it", "label": 0},
+        {"message_id": "t3", "text": "hmm", "label": "bored"},
+        {"text": "no id", "label": "positive"},
+    ]
+    for r in records:
+        producer.send(topic, json.dumps(r).encode())
+    producer.send(topic, b"\xff not json")
+    producer.flush()
+    producer.close()
+
+    engine = make_engine(database_url)
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers,
+                          api_version=broker.api_version)
+    consumer = LabelsConsumer(kafka, topic, engine, ("negative", "positive"), group_id=topic_names("g"))
+    res = consumer.drain(idle_ms=1500)
+    consumer.close()
+
+    assert res.written == 2
+    assert sorted(r.reason.split(":")[0] for r in res.rejected) == [
+        "invalid JSON", "missing message_id", "unknown label 'bored'; expected one of ['negative', 'positive'] or 0..1"]
+    with engine.connect() as c:
+        rows = {r.message_id: (r.label, r.labeled_by, r.origin) for r in c.execute(select(LabelRow.__table__))}
+    assert rows == {"t1": ("positive", "ana", "kafka"), "t2": ("negative", "labels-topic", "kafka")}
+
+    # A new member of the same group starts after the committed offsets: nothing is read twice.
+    again = LabelsConsumer(kafka, topic, engine, ("negative", "positive"), group_id=consumer.consumer.config["group_id"])
+    assert again.drain(idle_ms=1500).written == 0
+    again.close()
+    engine.dispose()
