@@ -71,7 +71,7 @@ class SparseDelta(nn.Module):
 
     def __init__(self, indices: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> None:
         super().__init__()
-        coo = torch.sparse_coo_tensor(indices.long().T, values.float(), shape).coalesce()
+        coo = torch.sparse_coo_tensor(indices.long().T, values.float(), shape, check_invariants=True).coalesce()
         self.register_buffer("delta", coo, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

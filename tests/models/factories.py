@@ -56,14 +56,14 @@ def train_tokenizer(out_dir: Path) -> PreTrainedTokenizerFast:
     return fast
 
 
-def causal_config(arch: str, vocab: int, tok) -> object:
+def causal_config(arch: str, vocab: int, tok, **sizes) -> object:
     # Every projection is 64 wide so bitsandbytes 4-bit can quantize it.
     common = dict(vocab_size=vocab, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                   eos_token_id=tok.eos_token_id)
     if arch == "gpt2":
         return GPT2Config(n_embd=64, n_layer=2, n_head=2, n_positions=256, **common)
     dims = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                num_key_value_heads=2, head_dim=32, max_position_embeddings=256)
+                num_key_value_heads=2, head_dim=32, max_position_embeddings=256) | sizes
     if arch == "llama":
         return LlamaConfig(tie_word_embeddings=False, **dims, **common)
     if arch == "gemma":
@@ -73,12 +73,13 @@ def causal_config(arch: str, vocab: int, tok) -> object:
     raise ValueError(arch)
 
 
-def build_causal_base(out_dir: Path, arch: str, seed: int = 0) -> Path:
-    """Save a random *ForCausalLM checkpoint + tokenizer, as hub base models come."""
+def build_causal_base(out_dir: Path, arch: str, seed: int = 0, **sizes) -> Path:
+    """Save a random *ForCausalLM checkpoint + tokenizer, as hub base models come; ``sizes``
+    overrides config dimensions (hidden_size, num_hidden_layers, ...)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(out_dir)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(causal_config(arch, len(tok), tok))
+    model = AutoModelForCausalLM.from_config(causal_config(arch, len(tok), tok, **sizes))
     model.save_pretrained(out_dir, safe_serialization=True)
     return out_dir
 
