@@ -35,6 +35,8 @@ class Loaded:
     tokenizer: object
     device: torch.device
     adapter_version: str | None
+    # Multi-adapter: version of every loaded adapter by name ("default" is the spec's adapter).
+    adapter_versions: dict[str, str | None] | None = None
 
 
 def base_head_rows(base_dir: Path) -> int | None:
@@ -133,14 +135,12 @@ def load_model(spec: ModelSpec) -> Loaded:
         raise ModelLoadError(f"spec {spec.name!r}: adapter.kind is {adapter.kind!r} but adapter.path is not set")
 
     if adapter.kind == "lora":
-        cfg = lora.check_lora_dir(adapter.path)
-        check_adapter_base(cfg.get("base_model_name_or_path"), spec.base, adapter.path,
-                           "adapter_config.json base_model_name_or_path")
-        check_sha256(adapter.path, adapter.sha256)
-        if spec.head == "sequence_classification":
-            lora.check_head(adapter.path, len(spec.labels), base_has_head)
+        _check_lora(spec, adapter.path, adapter.sha256, base_has_head)
         model = _from_pretrained(spec, spec.base.id, device, tokenizer, quantized)
         model = lora.attach_lora(model, adapter.path)
+        for extra in spec.adapters:
+            _check_lora(spec, extra.path, extra.sha256, base_has_head)
+            model = lora.attach_lora(model, extra.path, adapter_name=extra.name)
     elif adapter.kind == "sparta":
         model = _load_with_sparta(spec, device, tokenizer, quantized)
     else:
@@ -150,7 +150,17 @@ def load_model(spec: ModelSpec) -> Loaded:
     if not quantized:
         model = model.to(device)
     model.eval()
-    return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None)
+    versions = {"default": adapter.version} | {a.name: a.version for a in spec.adapters}
+    return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None, versions)
+
+
+def _check_lora(spec: ModelSpec, path: Path, sha256: str | None, base_has_head: bool) -> None:
+    cfg = lora.check_lora_dir(path)
+    check_adapter_base(cfg.get("base_model_name_or_path"), spec.base, path,
+                       "adapter_config.json base_model_name_or_path")
+    check_sha256(path, sha256)
+    if spec.head == "sequence_classification":
+        lora.check_head(path, len(spec.labels), base_has_head)
 
 
 def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn.Module:

@@ -22,6 +22,7 @@ class SpecClassifier:
         self.spec = spec
         self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
         self.adapter_version = loaded.adapter_version
+        self.adapter_versions = loaded.adapter_versions or {"default": loaded.adapter_version}
         self.labels = spec.label_names
         self.model_version = spec.name
         self.renderer = PromptRenderer(spec, self.tokenizer)
@@ -35,7 +36,9 @@ class SpecClassifier:
         self.prefix = self._prefix_cache() if spec.head == "causal_lm_verbalizer" else None
 
     def _prefix_cache(self, min_tokens: int = 8) -> PrefixCache | None:
-        if not self.spec.runtime.prefix_cache or not supports_prefix_cache(self.verbalizer.backbone.config):
+        # The cached keys/values depend on the adapter, so one cache serves one adapter only.
+        if (not self.spec.runtime.prefix_cache or self.spec.adapters
+                or not supports_prefix_cache(self.verbalizer.backbone.config)):
             return None
         ids = shared_prefix(self.renderer.encode(["a", "b c", "the end", "0"]))
         # Keep one token of slack: the text's first token may merge with the one before it.
@@ -67,8 +70,8 @@ class SpecClassifier:
         return [i for i in range(len(texts)) if i not in hits]
 
     @torch.inference_mode()
-    def scores(self, texts: Sequence[str], head=None) -> torch.Tensor:
-        """Label logits (n, k) float32 in input order."""
+    def scores(self, texts: Sequence[str], head=None, adapter_names: Sequence[str] | None = None) -> torch.Tensor:
+        """Label logits (n, k) float32 in input order; ``adapter_names`` routes each row (multi-adapter)."""
         head = head or self.head
         out = torch.empty(len(texts), len(self.labels))
         rest = list(range(len(texts)))
@@ -76,8 +79,18 @@ class SpecClassifier:
             rest = self._verbalize_with_prefix(texts, out)
         if rest:
             for rows, enc in self._batches([texts[i] for i in rest]):
-                out[torch.tensor([rest[r] for r in rows])] = head(self.model, enc).float().cpu()
+                idx = [rest[r] for r in rows]
+                names = None if adapter_names is None else [adapter_names[i] for i in idx]
+                out[torch.tensor(idx)] = head(self.model, enc, names).float().cpu()
         return out
+
+    def route(self, attrs: Sequence[dict] | None, n: int) -> list[str] | None:
+        """Adapter name per message from the spec's routes (None: the single default adapter)."""
+        if attrs is None or not self.spec.adapters:
+            return None
+        if len(attrs) != n:
+            raise ValueError(f"{len(attrs)} attribute rows for {n} texts")
+        return [self.spec.route(a) for a in attrs]
 
     @torch.inference_mode()
     def generate_labels(self, texts: Sequence[str]) -> list[int | None]:
@@ -88,8 +101,15 @@ class SpecClassifier:
                 out[i] = self.generator.parse(text)
         return out
 
-    def classify(self, texts: Sequence[str]) -> BatchResult:
+    def classify(self, texts: Sequence[str], attrs: Sequence[dict] | None = None) -> BatchResult:
+        """``attrs``: per message ``{"source": ..., "lang": ..., "topic": ...}`` for adapter routing;
+        a batch may mix adapters."""
         if not texts:
             return BatchResult(np.zeros((0, len(self.labels)), np.float32), ())
-        probs = torch.softmax(self.scores(texts), dim=-1).numpy().astype(np.float32, copy=False)
-        return BatchResult(probs=probs, adapter_versions=(self.adapter_version,) * len(texts))
+        names = self.route(attrs, len(texts))
+        probs = torch.softmax(self.scores(texts, adapter_names=names), dim=-1).numpy().astype(np.float32, copy=False)
+        if names is None:
+            versions = (self.adapter_version,) * len(texts)
+        else:
+            versions = tuple(self.adapter_versions[n] for n in names)
+        return BatchResult(probs=probs, adapter_versions=versions)

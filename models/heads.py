@@ -33,8 +33,9 @@ def unwrap(model: nn.Module) -> nn.Module:
 class SequenceClassificationHead:
     padding_side = "right"
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**batch).logits.float()
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], adapter_names=None) -> torch.Tensor:
+        extra = {"adapter_names": adapter_names} if adapter_names is not None else {}
+        return model(**batch, **extra).logits.float()
 
 
 class VerbalizerHead:
@@ -60,10 +61,15 @@ class VerbalizerHead:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], adapter_names=None) -> torch.Tensor:
         # Left padding: count positions from each row's first real token, as unpadded inputs would.
         positions = (batch["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
-        out = self.backbone(**batch, position_ids=positions, use_cache=False)
+        if adapter_names is None:
+            out = self.backbone(**batch, position_ids=positions, use_cache=False)
+        else:
+            # peft's per-row adapter routing (mixed-adapter batches), around the backbone alone.
+            with model._enable_peft_forward_hooks(adapter_names=adapter_names):
+                out = self.backbone(**batch, position_ids=positions, use_cache=False)
         return self.label_logits(out.last_hidden_state[:, -1])
 
 
@@ -78,11 +84,12 @@ class GenerateHead:
         self.words = {lab.word.lower(): i for i, lab in enumerate(spec.labels)}
         self.num_labels = len(spec.labels)
 
-    def generate_text(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> list[str]:
-        out = unwrap(model).generate(
-            **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+    def generate_text(self, model: nn.Module, batch: dict[str, torch.Tensor], adapter_names=None) -> list[str]:
+        kw = dict(max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        if adapter_names is None:
+            out = unwrap(model).generate(**batch, **kw)
+        else:
+            out = model.generate(**batch, adapter_names=adapter_names, **kw)
         new = out[:, batch["input_ids"].shape[1]:]
         return [self.answer_prefix + t for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
@@ -90,8 +97,8 @@ class GenerateHead:
         m = self.pattern.search(text)
         return None if m is None else self.words.get(m.group("label").strip().lower())
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        texts = self.generate_text(model, batch)
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], adapter_names=None) -> torch.Tensor:
+        texts = self.generate_text(model, batch, adapter_names)
         ids = [self.parse(t) for t in texts]
         bad = [i for i, v in enumerate(ids) if v is None]
         if bad:

@@ -106,6 +106,28 @@ class AdapterSpec(_Frozen):
         return self
 
 
+class NamedAdapterSpec(_Frozen):
+    """A further LoRA adapter served by the same resident base model."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    path: Path
+    version: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class RouteRule(_Frozen):
+    """Messages whose attributes equal every field given here go to ``adapter``; first match wins,
+    no match goes to ``default`` (the spec's ``adapter``)."""
+
+    adapter: str
+    source: str | None = None
+    lang: str | None = None
+    topic: str | None = None
+
+    def matches(self, attrs: dict) -> bool:
+        return all(getattr(self, f) is None or attrs.get(f) == getattr(self, f) for f in ("source", "lang", "topic"))
+
+
 class GenerateSpec(_Frozen):
     # Applied to the generated text; the named group ``label`` holds the label word.
     pattern: str = r"(?P<label>\w+)"
@@ -144,6 +166,9 @@ class ModelSpec(_Frozen):
     adapter: AdapterSpec = AdapterSpec()
     generate: GenerateSpec = GenerateSpec()
     runtime: RuntimeSpec = RuntimeSpec()
+    # Multi-adapter serving (LoRA): more adapters on the same base, chosen per message by routes.
+    adapters: tuple[NamedAdapterSpec, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
     trust_remote_code: Literal[False] = False
 
@@ -165,7 +190,19 @@ class ModelSpec(_Frozen):
     def _head_fits(self) -> ModelSpec:
         if self.head == "sequence_classification" and self.prompt.answer_prefix:
             raise ValueError("prompt.answer_prefix only applies to causal_lm_* heads")
+        if self.adapters and self.adapter.kind != "lora":
+            raise ValueError("adapters (multi-adapter serving) needs adapter.kind 'lora' for the default adapter")
+        names = ["default"] + [a.name for a in self.adapters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"adapters: names must be unique and not 'default'; got {names[1:]}")
+        unknown = sorted({r.adapter for r in self.routes} - set(names))
+        if unknown:
+            raise ValueError(f"routes name adapters {unknown} that are not in adapters {names}")
         return self
+
+    def route(self, attrs: dict) -> str:
+        """The adapter name for a message with these attributes (source, lang, topic)."""
+        return next((r.adapter for r in self.routes if r.matches(attrs)), "default")
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -180,7 +217,7 @@ class ModelSpec(_Frozen):
             for p in parents:
                 node = node[p]
             node[leaf] = value
-        return _validate(data, f"spec {self.name!r} with overrides {sorted(changes)}")
+        return parse_spec(data, f"spec {self.name!r} with overrides {sorted(changes)}")
 
 
 
@@ -205,7 +242,8 @@ def _preset_file(name: str):
     return None
 
 
-def _validate(data: Any, where: str) -> ModelSpec:
+def parse_spec(data: Any, where: str = "spec") -> ModelSpec:
+    """Validate a spec mapping (e.g. from YAML); errors name each bad field."""
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
     try:
@@ -235,4 +273,4 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SpecError(f"{where}: not valid YAML: {e}") from None
-    return _validate(data, where)
+    return parse_spec(data, where)

@@ -1,0 +1,69 @@
+"""One resident base serving several LoRA adapters; routes pick one per message; batches mix them."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.classifier import SpecClassifier
+from models.errors import SpecError
+from models.spec import ModelSpec, parse_spec
+from tests.models.factories import random_texts, save_lora
+
+ATTRS = [{"source": "twitter", "lang": "en", "topic": "t1"}, {"source": "shop", "lang": "ko", "topic": "t1"},
+         {"source": "shop", "lang": "en", "topic": "reviews"}, {"source": "blog", "lang": "en", "topic": "t9"}]
+
+
+def spec_for(base, head, adapters, routes=(), **extra) -> ModelSpec:
+    labels = ("negative", "neutral", "positive")
+    default, *more = adapters
+    return ModelSpec.model_validate({
+        "name": "multi", "base": {"id": str(base)}, "head": head, "device": "cpu",
+        "labels": [{"id": i, "name": n} for i, n in enumerate(labels)],
+        "adapter": {"kind": "lora", "path": str(default[1]), "version": default[0]},
+        "adapters": [{"name": n, "path": str(p), "version": f"{n}-v1"} for n, p in more],
+        "routes": list(routes), **extra,
+    })
+
+
+ROUTES = [{"adapter": "tweets", "source": "twitter"}, {"adapter": "korean", "lang": "ko"},
+          {"adapter": "tweets", "topic": "reviews", "source": "shop"}]
+
+
+@pytest.mark.parametrize(("arch", "head", "targets"), [
+    ("gpt2", "sequence_classification", ["c_attn"]),
+    ("llama", "causal_lm_verbalizer", ["k_proj", "v_proj"]),
+])
+def test_mixed_adapter_batch_equals_per_adapter_batches(arch, head, targets, tiny_base, tmp_path):
+    base = tiny_base(arch)
+    adapters = []
+    for seed, name in enumerate(("default", "tweets", "korean")):
+        save_lora(base, tmp_path / name, head=head, labels=("negative", "neutral", "positive"),
+                  target_modules=targets, r=4, alpha=8, dropout=0.0, seed=10 + seed)
+        adapters.append((name, tmp_path / name))
+    multi = SpecClassifier(spec_for(base, head, adapters, ROUTES))
+    texts = random_texts(40, seed=1)
+    attrs = [ATTRS[i % len(ATTRS)] for i in range(len(texts))]
+    mixed = multi.classify(texts, attrs)
+    expected_route = {0: "tweets", 1: "korean", 2: "tweets", 3: "default"}
+    for name, path in adapters:
+        single = SpecClassifier(spec_for(base, head, [(name, path)]))
+        rows = [i for i in range(len(texts)) if expected_route[i % 4] == name]
+        alone = single.classify([texts[i] for i in rows]).probs
+        assert abs(mixed.probs[rows] - alone).max() <= 1e-4
+        want = "default" if name == "default" else f"{name}-v1"
+        assert {mixed.adapter_versions[i] for i in rows} == {want}
+    # The adapters really differ, so routing matters.
+    assert abs(multi.classify(texts[:8], [ATTRS[0]] * 8).probs - multi.classify(texts[:8]).probs).max() > 1e-3
+
+
+def test_routes_must_name_known_adapters(tmp_path):
+    with pytest.raises(Exception, match="not in adapters"):
+        spec_for(tmp_path, "sequence_classification", [("default", tmp_path), ("a", tmp_path)],
+                 [{"adapter": "b", "lang": "ko"}])
+
+
+def test_multi_adapter_needs_lora_default():
+    with pytest.raises(SpecError, match="adapters .*needs adapter.kind 'lora'"):
+        parse_spec({"name": "x", "base": {"id": "x"}, "head": "sequence_classification",
+                    "labels": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}],
+                    "adapters": [{"name": "a", "path": "/x"}]})
