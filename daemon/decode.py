@@ -6,7 +6,18 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from daemon.batch import Item
 from schemas.errors import MessageError
-from schemas.messages import DeadLetter, decode_message
+from schemas.messages import SCHEMA, DeadLetter, InboundMessage, decode_message
+
+# Stored in Postgres text columns, which cannot hold NUL: one such value would fail its whole batch
+# on every retry. (The schema already refuses NUL in ``text``.)
+_STORED_FIELDS = ("id", "source", "lang", "author")
+
+
+def _check_storable(msg: InboundMessage) -> None:
+    for name in _STORED_FIELDS:
+        value = getattr(msg, name)
+        if value is not None and "\x00" in value:
+            raise MessageError(SCHEMA, f"{name}: contains a NUL character, which the database cannot store")
 
 
 def decode_record(record: ConsumerRecord, max_text_chars: int) -> Item | DeadLetter:
@@ -19,6 +30,7 @@ def decode_record(record: ConsumerRecord, max_text_chars: int) -> Item | DeadLet
             key=record.key,
             max_text_chars=max_text_chars,
         )
+        _check_storable(msg)
     except MessageError as e:
         return DeadLetter(
             original=record.value or b"",
