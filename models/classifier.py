@@ -58,14 +58,14 @@ class SpecClassifier:
                             side or self.tokenizer.padding_side)
             yield rows, self._to_device(enc)
 
-    def _verbalize_with_prefix(self, texts: Sequence[str], out: torch.Tensor) -> list[int]:
-        """Scores rows that start with the cached prefix into ``out``; returns the other rows."""
+    def _verbalize_with_prefix(self, texts: Sequence[str], out: list) -> list[int]:
+        """Scores rows that start with the cached prefix (appended to ``out``); returns the other rows."""
         ids = self.renderer.encode(list(texts))
         hit = [i for i, x in enumerate(ids) if self.prefix.matches(x)]
         p = self.prefix.length
         for rows, enc in self._batches([], [ids[i][p:] for i in hit], side="right"):
             hidden = self.prefix.last_hidden(enc["input_ids"], enc["attention_mask"])
-            out[torch.tensor([hit[r] for r in rows])] = self.verbalizer.label_logits(hidden).cpu()
+            out.append(([hit[r] for r in rows], self.verbalizer.label_logits(hidden)))
         hits = set(hit)
         return [i for i in range(len(texts)) if i not in hits]
 
@@ -73,15 +73,20 @@ class SpecClassifier:
     def scores(self, texts: Sequence[str], head=None, adapter_names: Sequence[str] | None = None) -> torch.Tensor:
         """Label logits (n, k) float32 in input order; ``adapter_names`` routes each row (multi-adapter)."""
         head = head or self.head
-        out = torch.empty(len(texts), len(self.labels))
+        # Results stay on the device until every batch is queued, so padding and copying the next
+        # batch on the host overlaps the device's work on the previous one.
+        pending: list[tuple[list[int], torch.Tensor]] = []
         rest = list(range(len(texts)))
         if self.prefix is not None and head is self.verbalizer:
-            rest = self._verbalize_with_prefix(texts, out)
+            rest = self._verbalize_with_prefix(texts, pending)
         if rest:
             for rows, enc in self._batches([texts[i] for i in rest]):
                 idx = [rest[r] for r in rows]
                 names = None if adapter_names is None else [adapter_names[i] for i in idx]
-                out[torch.tensor(idx)] = head(self.model, enc, names).float().cpu()
+                pending.append((idx, head(self.model, enc, names).float()))
+        out = torch.empty(len(texts), len(self.labels))
+        for idx, logits in pending:
+            out[torch.tensor(idx)] = logits.cpu()
         return out
 
     def route(self, attrs: Sequence[dict] | None, n: int) -> list[str] | None:
