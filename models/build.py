@@ -87,6 +87,11 @@ def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokeniz
     try:
         model = cls.from_pretrained(source, **kw)
     except (OSError, ValueError) as e:
+        if "attention implementation" in str(e):
+            raise ModelLoadError(
+                f"base.id {spec.base.id!r}: this architecture cannot use runtime.attn_implementation "
+                f"{spec.runtime.attn_implementation!r}; set runtime.attn_implementation: eager"
+            ) from None
         raise ModelLoadError(f"base.id {spec.base.id!r}: cannot load the model ({e})") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -231,3 +231,9 @@ def test_sparta_missing_deltas(sparta_dir):
 def test_adapter_kind_without_path(llama):
     with pytest.raises(ModelLoadError, match="adapter.path is not set"):
         load_model(seq_spec(llama, kind="lora"))
+
+
+def test_attention_implementation_the_model_refuses(tiny_base):
+    spec = seq_spec(tiny_base("gemma2")).with_overrides(**{"runtime.attn_implementation": "sdpa"})
+    with pytest.raises(ModelLoadError, match="set runtime.attn_implementation: eager"):
+        load_model(spec)

@@ -75,3 +75,10 @@ def test_sparta_on_nf4_base_keeps_the_adapter_effect(tiny_base, tmp_path):
     assert effect_fp.abs().mean() > 0.05, "the adapter must change the logits for this to mean anything"
     # The sparse side path is exact in float32, so the effect matches up to 4-bit activations drift.
     assert (effect_q - effect_fp).abs().mean() < 0.1 * effect_fp.abs().mean()
+
+    merged_q = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter", **common,
+                                                       "adapter.sparta_on_quantized": "merge_then_quantize"}))
+    layer = merged_q.model.model.layers[0].self_attn.v_proj
+    assert type(layer).__name__ == "Linear4bit" and not hasattr(layer, "sparta_delta")
+    effect_mq = merged_q.scores(texts) - q_plain.scores(texts)
+    assert (effect_mq - effect_fp).abs().mean() < 0.1 * effect_fp.abs().mean()
