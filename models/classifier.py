@@ -34,6 +34,11 @@ class SpecClassifier:
             self.generator = GenerateHead(spec, self.tokenizer, spec.prompt.answer_prefix + self.renderer.answer_sep)
             self.head = self.verbalizer if spec.head == "causal_lm_verbalizer" else self.generator
         self.prefix = self._prefix_cache() if spec.head == "causal_lm_verbalizer" else None
+        if spec.runtime.compile:
+            if spec.head == "sequence_classification":
+                self.model = torch.compile(self.model, dynamic=True)
+            else:
+                self.verbalizer.backbone = torch.compile(self.verbalizer.backbone, dynamic=True)
 
     def _prefix_cache(self, min_tokens: int = 8) -> PrefixCache | None:
         # The cached keys/values depend on the adapter, so one cache serves one adapter only.

@@ -31,23 +31,20 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class SequenceClassificationHead:
-    padding_side = "right"
-
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], adapter_names=None) -> torch.Tensor:
         extra = {"adapter_names": adapter_names} if adapter_names is not None else {}
         return model(**batch, **extra).logits.float()
 
 
 class VerbalizerHead:
-    padding_side = "left"  # the answer position is then the last column for every row
+    """Expects left padding: the answer position is then the last column of every row."""
 
     def __init__(self, model: nn.Module, label_token_ids: list[list[int]]) -> None:
         lm = unwrap(model)
         self.backbone = lm.base_model
         self.token_ids = torch.tensor([ids[0] for ids in label_token_ids])
-        head = lm.get_output_embeddings()
-        # A view of k rows, taken per call so a hot-swapped or merged lm_head is always current.
-        self.lm_head = head
+        # The module, not a copy of its k rows: the rows are gathered per call (k x hidden, cheap).
+        self.lm_head = lm.get_output_embeddings()
         self.softcap = getattr(lm.config, "final_logit_softcapping", None)
 
     def label_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
@@ -74,8 +71,6 @@ class VerbalizerHead:
 
 
 class GenerateHead:
-    padding_side = "left"
-
     def __init__(self, spec: ModelSpec, tokenizer, answer_prefix: str) -> None:
         self.pattern = re.compile(spec.generate.pattern, re.IGNORECASE | re.DOTALL)
         self.max_new_tokens = spec.generate.max_new_tokens

@@ -152,6 +152,8 @@ class RuntimeSpec(_Frozen):
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     # Reuse the KV cache of the prompt part shared by every message (system prompt); causal heads only.
     prefix_cache: bool = True
+    # torch.compile the forward (dynamic shapes): slower start-up, faster steady state on GPU.
+    compile: bool = False
 
 
 class ModelSpec(_Frozen):
