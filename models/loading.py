@@ -35,6 +35,9 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
         changes["device"] = settings.device
     if "max_length" in given:
         changes["max_length"] = settings.max_length
+    for name in ("adapters", "routes"):
+        if getattr(settings, name) is not None:
+            changes[name] = [dict(x) for x in getattr(settings, name)]
     spec = spec.with_overrides(**changes) if changes else spec
     if settings.labels is not None and tuple(settings.labels) != spec.label_names:
         from models.errors import LabelMismatchError

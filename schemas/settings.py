@@ -126,6 +126,13 @@ class ModelSettings(_Section):
                                    "Postgres LISTEN/NOTIFY wakes the daemon sooner.")
     spec_file: Path | None = None
     adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # Multi-adapter serving on one base (LoRA): replace the spec's ``adapters`` / ``routes`` when set.
+    adapters: tuple[dict[str, str], ...] | None = Field(
+        default=None, description='More LoRA adapters on the same base: [{"name", "path", "version", "sha256"}].',
+    )
+    routes: tuple[dict[str, str], ...] | None = Field(
+        default=None, description='Adapter per message, first match wins: [{"adapter", "source", "lang", "topic"}].',
+    )
 
     @field_validator("spec_file")
     @classmethod

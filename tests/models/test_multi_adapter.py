@@ -67,3 +67,17 @@ def test_multi_adapter_needs_lora_default():
         parse_spec({"name": "x", "base": {"id": "x"}, "head": "sequence_classification",
                     "labels": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}],
                     "adapters": [{"name": "a", "path": "/x"}]})
+
+
+def test_routes_and_adapters_from_settings(tiny_base, tmp_path):
+    from models.loading import spec_from_settings
+    from schemas.settings import ModelSettings
+
+    base = tiny_base("gpt2")
+    settings = ModelSettings(preset="s4", path=base, adapter_path=tmp_path,
+                             adapters=({"name": "tweets", "path": str(tmp_path), "version": "t1"},),
+                             routes=({"adapter": "tweets", "source": "twitter"},))
+    spec = spec_from_settings(settings)
+    assert spec.route({"source": "twitter"}) == "tweets" and spec.route({"source": "shop"}) == "default"
+    with pytest.raises(SpecError, match="routes name adapters \\['nope'\\]"):
+        spec_from_settings(settings.model_copy(update={"routes": ({"adapter": "nope"},)}))
