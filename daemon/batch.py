@@ -33,6 +33,23 @@ class Batch:
     # Checkpoint steps already done, so a retry after a failure resumes instead of re-sending.
     steps_done: set[str] = field(default_factory=set)
 
+    @classmethod
+    def merge(cls, batches: list[Batch]) -> Batch:
+        """Finished batches as one checkpoint (one transaction, one flush, one offset commit).
+
+        Only for batches no checkpoint step has touched yet: ``steps_done`` starts empty."""
+        if len(batches) == 1:
+            return batches[0]
+        out = cls(first_ms=batches[0].first_ms)
+        for b in batches:
+            out.items += b.items
+            out.dead += b.dead
+            out.predictions += b.predictions
+            for tp, o in b.offsets.items():
+                if o > out.offsets.get(tp, -1):
+                    out.offsets[tp] = o
+        return out
+
     def __len__(self) -> int:
         return len(self.items) + len(self.dead)
 

@@ -62,7 +62,8 @@ class KafkaSink:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.transactional = settings.delivery == "transactional"
-        cfg = client_config(settings) | {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+        cfg = client_config(settings) | {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
+                                         "batch_size": 256 * 1024}
         cfg["client_id"] = settings.client_id + "-producer"
         if self.transactional:
             cfg["transactional_id"] = settings.transactional_id or f"{settings.group_id}-{socket.gethostname()}"
