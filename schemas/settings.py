@@ -171,7 +171,7 @@ class ObservabilitySettings(_Section):
 class TrainingSettings(_Section):
     """Trainer service, method hyperparameters and the promotion gate (defaults: MiniLM + LoRA)."""
 
-    method: Literal["lora", "head"] = "lora"
+    method: Literal["lora"] = "lora"
     base_model: Path | None = Field(default=None, description="None: the offline MiniLM default")
     labels: tuple[str, ...] = ("negative", "positive")
     adapter_name: str = "default"
@@ -198,6 +198,10 @@ class TrainingSettings(_Section):
     val_fraction: float = Field(default=0.05, gt=0, lt=0.5)
     seed: int = 13
     warm_start: bool = False
+    # 0: train on every label. Else the newest window_labels labels plus replay_labels older ones
+    # sampled at random, so a refit costs the same however many labels have piled up.
+    window_labels: int = Field(default=0, ge=0)
+    replay_labels: int = Field(default=0, ge=0)
     # bf16 autocast: ~2x faster matmuls on CPUs with AVX512-BF16/AMX; the adapter is saved in fp32.
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads; None: torch's default")

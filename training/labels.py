@@ -97,8 +97,8 @@ def count_since(engine: Engine, watermark: int) -> int:
 
 
 def load_examples(engine: Engine, labels: Sequence[str]) -> tuple[list[Example], int]:
-    """Every usable label (text from the row, else from predictions), latest first-come order by
-    labeled_at; and the watermark (highest labels.id read)."""
+    """Every usable label (text from the row, else from predictions), oldest first by labeled_at;
+    and the watermark (highest labels.id read)."""
     allowed = set(labels)
     q = (select(L.c.id, L.c.message_id, func.coalesce(L.c.text, P.c.text).label("text"), L.c.label,
                 L.c.labeled_by)

@@ -6,6 +6,7 @@ active adapter on the same gold set → register → gate → promote (NOTIFY) o
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
@@ -57,6 +58,7 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
         return {"action": "skipped", "new_labels": new, "min_new_labels": cfg.min_new_labels}
     examples, wm = label_store.load_examples(engine, cfg.labels)
     train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction)
+    train = window(train, cfg)
     if not gold:
         return {"action": "skipped", "why": "gold set is empty; import more labels", "labels": len(examples)}
     act = registry.active(engine, name)
