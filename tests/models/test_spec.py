@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from models.base import Classifier
 from models.errors import LabelMismatchError, SpecError
 from models.loading import load_classifier, spec_from_settings
 from models.spec import load_spec, preset_names
@@ -108,6 +109,7 @@ def test_load_classifier_serves_a_preset(tiny_base, tmp_path):
     clf = load_classifier(ModelSettings(preset="s4", path=base, adapter_path=tmp_path / "a",
                                         adapter_version="v1", device="cpu"))
     res = clf.classify(random_texts(5, seed=1))
+    assert isinstance(clf, Classifier)
     assert clf.labels == ("negative", "positive") and clf.model_version == "s4-gpt2-lora-sst2"
     assert res.probs.shape == (5, 2) and res.adapter_versions == ("v1",) * 5
     assert clf.classify([]).probs.shape == (0, 2)
