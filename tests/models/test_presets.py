@@ -101,6 +101,20 @@ def test_verbalizer_preset_matches_reference_and_greedy_generation(preset, tiny_
     assert len(set(verbalized)) >= 2, "the check is only meaningful if the label varies with the input"
 
 
+def test_verbalizer_never_runs_the_full_lm_head(tiny_base, tmp_path):
+    """Only k rows of lm_head are used, at the last position: the vocab-sized projection never runs."""
+    spec, _, _, _ = _verbalizer_setup("s1", tiny_base, tmp_path)
+    for prefix_cache in (True, False):
+        clf = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none",
+                                                    "runtime.prefix_cache": prefix_cache}))
+        calls = []
+        clf.verbalizer.lm_head.register_forward_hook(lambda *a: calls.append(1))
+        clf.classify(random_texts(20, seed=1))
+        assert calls == []
+    clf.generate_labels(random_texts(2, seed=1))
+    assert calls, "the hook works: generation does run lm_head"
+
+
 def test_prefix_cache_gives_the_same_scores(tiny_base, tmp_path):
     spec, _, _, _ = _verbalizer_setup("s1", tiny_base, tmp_path)
     cached = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
