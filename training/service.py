@@ -46,6 +46,15 @@ def evaluate_adapter(cfg: TrainingSettings, base: Path, adapter_dir: Path, examp
     return evaluate_examples(model, tok, examples, cfg.labels, cfg.max_length)
 
 
+def window(train: list, cfg: TrainingSettings) -> list:
+    """The newest ``window_labels`` examples plus a seeded random replay of older ones."""
+    if not cfg.window_labels or len(train) <= cfg.window_labels:
+        return train
+    recent, older = train[-cfg.window_labels:], train[:-cfg.window_labels]
+    rng = random.Random(cfg.seed)
+    return rng.sample(older, min(cfg.replay_labels, len(older))) + recent
+
+
 def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
              engine: Engine | None = None, progress: bool = True) -> dict:
     engine = engine or make_engine(settings.database.url.get_secret_value())
