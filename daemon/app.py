@@ -55,6 +55,7 @@ class Daemon:
         self._stop = threading.Event()
         self._started = threading.Event()
         self._in_backoff = False
+        self._revoking = False
         self._deadline: float | None = None
         self._last_loop = time.monotonic()
         self.health: HealthServer | None = None
@@ -90,7 +91,7 @@ class Daemon:
         if self.watcher:
             self.watcher.start()
         self.out = KafkaSink(s.kafka)
-        self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned)
+        self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned, self._on_lost)
         self.checkpoint = Checkpoint(self.db, self.out, self.source, self.metrics)
         log.info("daemon_started", topics=list(s.kafka.input_topics), group=s.kafka.group_id,
                  delivery=s.kafka.delivery, database=s.database.safe_url,
@@ -183,9 +184,10 @@ class Daemon:
         while time.monotonic() < end:
             self._check_deadline()
             self._last_loop = time.monotonic()
-            # Keep group membership; records from newly assigned partitions wait in the batcher.
-            self._poll(0)
-            self.source.pause()
+            if not self._revoking:  # a rebalance callback must not poll again
+                # Keep group membership; records from newly assigned partitions wait in the batcher.
+                self._poll(0)
+                self.source.pause()
             time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 
     def _check_deadline(self) -> None:
@@ -193,14 +195,24 @@ class Daemon:
             raise ShutdownTimeout("shutdown timeout reached with unwritten batches; their offsets stay uncommitted")
 
     # Rebalance and shutdown
-    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+    def _on_revoked(self, revoked: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Write everything read so far; return the offsets the callback must commit."""
         if self._in_backoff or not revoked:
-            return  # sinks are down: the uncommitted records go to the next owner
+            return {}  # sinks are down: the uncommitted records go to the next owner
         log.info("partitions_revoked", partitions=len(revoked))
+        self.checkpoint.defer = self._revoking = True
         try:
             self._flush_all(self.settings.shutdown_timeout_s)
         except ShutdownTimeout:
             log.warning("revoke_flush_incomplete")
+        finally:
+            self.checkpoint.defer = self._revoking = False
+        return self.checkpoint.take_pending()
+
+    def _on_lost(self, lost: set[TopicPartition]) -> None:
+        # Evicted: nothing may be committed; in-flight batches are trimmed at delivery (Batch.only).
+        log.warning("partitions_lost", partitions=len(lost))
+        self.checkpoint.take_pending()
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))

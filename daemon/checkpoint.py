@@ -30,6 +30,11 @@ log = structlog.get_logger(__name__)
 class Checkpoint:
     def __init__(self, db: PostgresSink, out: KafkaSink, source: KafkaSource, metrics: Metrics) -> None:
         self.db, self.out, self.source, self.metrics = db, out, source, metrics
+        # Offsets written but not yet committed: a commit refused during a rebalance, or any step 3
+        # inside a rebalance callback (where the consumer cannot commit synchronously). The revoke
+        # callback commits them before the partitions are given up.
+        self.pending: dict = {}
+        self.defer = False
 
     def commit(self, batch: Batch) -> None:
         t0 = time.perf_counter()
@@ -40,22 +45,30 @@ class Checkpoint:
             self.out.write(batch, group_metadata=self._group_metadata())  # 2
             batch.steps_done.add("kafka")
         if not self.out.transactional and batch.offsets:
-            self._commit_offsets(batch)  # 3
+            self.pending.update(batch.offsets)  # batches arrive in order: later offsets win
+            if not self.defer:
+                self._commit_pending()  # 3
         self.metrics.checkpoint_latency.observe(time.perf_counter() - t0)
         self._observe(batch)
 
     def _group_metadata(self):
         return self.source.group_metadata() if self.out.transactional else None
 
-    def _commit_offsets(self, batch: Batch) -> None:
+    def take_pending(self) -> dict:
+        offsets, self.pending = self.pending, {}
+        return offsets
+
+    def _commit_pending(self) -> None:
         try:
-            self.source.commit(batch.offsets)
+            self.source.commit(self.pending)
         except CommitFailedError as e:
-            # The group rebalanced and these partitions went elsewhere: the new owner re-reads
-            # them, and the idempotent writes above make that replay harmless.
-            log.warning("offset_commit_lost_to_rebalance", error=str(e)[:200])
+            # A rebalance is under way: the revoke callback commits these, or, if the partitions
+            # went elsewhere, the new owner re-reads them and the idempotent writes absorb it.
+            log.warning("offset_commit_deferred_by_rebalance", error=str(e)[:200])
+            return
         except KafkaError as e:
             raise SinkUnavailable("offsets", e) from e
+        self.pending.clear()
 
     def _observe(self, batch: Batch) -> None:
         now_ms = time.time() * 1000

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 from schemas.settings import ObservabilitySettings
 
 
-def configure_logging(settings: ObservabilitySettings) -> None:
+def configure_logging(settings: ObservabilitySettings, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
     level = getattr(logging, settings.log_level)
     fmt = settings.log_format
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        fmt = "console" if stream.isatty() else "json"
     renderer = (
         structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
     )
@@ -30,8 +32,8 @@ def configure_logging(settings: ObservabilitySettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     # kafka-python and transformers log through stdlib logging; keep them at warning and above.
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+    logging.basicConfig(level=max(level, logging.WARNING), stream=stream)

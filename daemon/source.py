@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
@@ -40,26 +42,37 @@ def client_config(s: KafkaSettings) -> dict:
     return cfg
 
 
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_revoked: Callable[[set[TopicPartition]], None],
-                 on_assigned: Callable[[set[TopicPartition]], None]) -> None:
-        self._on_revoked, self._on_assigned = on_revoked, on_assigned
+class _Listener(AsyncConsumerRebalanceListener):
+    """kafka-python 3 runs rebalance listeners on the consumer's IO thread, where the blocking
+    ``commit()`` is refused; the revoke hook therefore awaits the coordinator's commit coroutine."""
 
-    def on_partitions_revoked(self, revoked):
-        self._on_revoked(set(revoked))
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
 
-    def on_partitions_assigned(self, assigned):
-        self._on_assigned(set(assigned))
+    async def on_partitions_revoked(self, revoked):
+        offsets = self._source.on_revoked(set(revoked))
+        if offsets:
+            await self._source.commit_from_listener(offsets)
+
+    async def on_partitions_assigned(self, assigned):
+        self._source.on_assigned(set(assigned))
+
+    async def on_partitions_lost(self, lost):
+        # Evicted: the group already gave these partitions away, so nothing may be committed.
+        self._source.on_lost(set(lost))
 
 
 class KafkaSource:
     def __init__(
         self,
         settings: KafkaSettings,
-        on_revoked: Callable[[set[TopicPartition]], None],
+        on_revoked: Callable[[set[TopicPartition]], dict[TopicPartition, int]],
         on_assigned: Callable[[set[TopicPartition]], None],
+        on_lost: Callable[[set[TopicPartition]], None],
     ) -> None:
+        """``on_revoked`` writes what was read and returns the offsets still to commit."""
         self.settings = settings
+        self.on_revoked, self.on_assigned, self.on_lost = on_revoked, on_assigned, on_lost
         self.consumer = KafkaConsumer(
             **client_config(settings),
             group_id=settings.group_id,
@@ -70,7 +83,7 @@ class KafkaSource:
             session_timeout_ms=settings.session_timeout_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,
         )
-        self.consumer.subscribe(list(settings.input_topics), listener=_Listener(on_revoked, on_assigned))
+        self.consumer.subscribe(list(settings.input_topics), listener=_Listener(self))
 
     def poll(self, timeout_ms: int) -> list[ConsumerRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.max_poll_records)
@@ -87,6 +100,16 @@ class KafkaSource:
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+
+    async def commit_from_listener(self, offsets: dict[TopicPartition, int]) -> None:
+        # kafka-python 3.0 has no public awaitable commit; this is the coroutine its blocking
+        # commit() runs (pinned version, covered by tests/daemon/test_rebalance.py).
+        try:
+            await self.consumer._coordinator._commit_offsets_sync_async(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        except KafkaError as e:
+            # The next owner re-reads these records; the idempotent writes make that harmless.
+            log.warning("revoke_commit_failed", error=str(e)[:200])
 
     def lag(self) -> dict[TopicPartition, int]:
         """From the high watermarks the last fetches returned: no extra request."""

@@ -110,8 +110,8 @@ def wait_for(cond: Callable[[], bool], timeout: float, interval: float = 0.2) ->
 class DaemonThread:
     """A Daemon running in a thread of the test process."""
 
-    def __init__(self, settings: Settings, classifier=None) -> None:
-        self.daemon = Daemon(settings, classifier)
+    def __init__(self, settings: Settings, classifier=None, daemon_cls: type[Daemon] = Daemon) -> None:
+        self.daemon = daemon_cls(settings, classifier)
         self.exit_code: int | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -124,7 +124,11 @@ class DaemonThread:
 
     def __enter__(self) -> DaemonThread:
         self.thread.start()
-        assert self.daemon.wait_started(60), "daemon did not start"
+        end = time.monotonic() + 120
+        while not self.daemon.wait_started(0.2) and time.monotonic() < end:
+            if not self.thread.is_alive():
+                raise AssertionError(f"daemon failed to start: {self.error!r}") from self.error
+        assert self.daemon.wait_started(0), "daemon did not start within 120 s"
         return self
 
     def stop(self, timeout: float = 60) -> int:
