@@ -74,21 +74,31 @@ def test_minilm_default_preset_with_lora_matches_peft(tmp_path):
     assert (clf.scores(texts) - reference_seq_cls(ref, clf.tokenizer, texts)).abs().max().item() <= TOL
 
 
-def _verbalizer_setup(preset, tiny_base, tmp_path):
-    base = tiny_base("llama")
-    spec = preset_on(preset, base)
-    tok = PreTrainedTokenizerFast.from_pretrained(base)
-    renderer = PromptRenderer(spec, tok)
-    label_ids = [ids[0] for ids in renderer.label_token_ids()]
-    make_labels_answerable(base, [renderer.render(t) for t in random_texts(64, seed=11)], label_ids)
-    ref = lora_for(spec, base, tmp_path / "adapter").merge_and_unload()
-    spec = spec.with_overrides(**{"adapter.path": tmp_path / "adapter"})
-    return spec, ref, renderer, label_ids
+@pytest.fixture(scope="module")
+def verbalizer_case(tiny_base, tmp_path_factory):
+    """``verbalizer_case("s1")`` -> (spec, PEFT-merged reference, renderer, label token ids) on a
+    tiny Llama whose label answers vary with the input; built once per preset."""
+    cache = {}
+
+    def make(preset):
+        if preset not in cache:
+            base = tiny_base("llama")
+            spec = preset_on(preset, base, **{"generate.max_new_tokens": 3})
+            tok = PreTrainedTokenizerFast.from_pretrained(base)
+            renderer = PromptRenderer(spec, tok)
+            label_ids = [ids[0] for ids in renderer.label_token_ids()]
+            make_labels_answerable(base, [renderer.render(t) for t in random_texts(64, seed=11)], label_ids)
+            adapter = tmp_path_factory.mktemp("adapter") / preset
+            ref = lora_for(spec, base, adapter).merge_and_unload()
+            cache[preset] = (spec.with_overrides(**{"adapter.path": adapter}), ref, renderer, label_ids)
+        return cache[preset]
+
+    return make
 
 
 @pytest.mark.parametrize("preset", ["s1", "s3"])
-def test_verbalizer_preset_matches_reference_and_greedy_generation(preset, tiny_base, tmp_path):
-    spec, ref, renderer, label_ids = _verbalizer_setup(preset, tiny_base, tmp_path)
+def test_verbalizer_preset_matches_reference_and_greedy_generation(preset, verbalizer_case):
+    spec, ref, renderer, label_ids = verbalizer_case(preset)
     clf = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
     texts = random_texts(N_AGREE, seed=5)
     ours = clf.scores(texts)
@@ -101,9 +111,9 @@ def test_verbalizer_preset_matches_reference_and_greedy_generation(preset, tiny_
     assert len(set(verbalized)) >= 2, "the check is only meaningful if the label varies with the input"
 
 
-def test_verbalizer_never_runs_the_full_lm_head(tiny_base, tmp_path):
+def test_verbalizer_never_runs_the_full_lm_head(verbalizer_case):
     """Only k rows of lm_head are used, at the last position: the vocab-sized projection never runs."""
-    spec, _, _, _ = _verbalizer_setup("s1", tiny_base, tmp_path)
+    spec, _, _, _ = verbalizer_case("s1")
     for prefix_cache in (True, False):
         clf = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none",
                                                     "runtime.prefix_cache": prefix_cache}))
@@ -115,8 +125,8 @@ def test_verbalizer_never_runs_the_full_lm_head(tiny_base, tmp_path):
     assert calls, "the hook works: generation does run lm_head"
 
 
-def test_prefix_cache_gives_the_same_scores(tiny_base, tmp_path):
-    spec, _, _, _ = _verbalizer_setup("s1", tiny_base, tmp_path)
+def test_prefix_cache_gives_the_same_scores(verbalizer_case):
+    spec, _, _, _ = verbalizer_case("s1")
     cached = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
     plain = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none", "runtime.prefix_cache": False}))
     assert cached.prefix is not None and cached.prefix.length >= 20 and plain.prefix is None
@@ -124,8 +134,8 @@ def test_prefix_cache_gives_the_same_scores(tiny_base, tmp_path):
     assert (cached.scores(texts) - plain.scores(texts)).abs().max().item() <= TOL
 
 
-def test_generate_head_classifies_like_the_verbalizer(tiny_base, tmp_path):
-    spec, _, _, _ = _verbalizer_setup("s3", tiny_base, tmp_path)
+def test_generate_head_classifies_like_the_verbalizer(verbalizer_case):
+    spec, _, _, _ = verbalizer_case("s3")
     verb = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
     gen = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none", "head": "causal_lm_generate"}))
     texts = random_texts(24, seed=6)
