@@ -49,11 +49,33 @@ class PromptRenderer:
             [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
         )
 
+    def _ids(self, prompts: list[str]) -> list[list[int]]:
+        return self.tokenizer(prompts, add_special_tokens=self.add_special_tokens)["input_ids"]
+
     def encode(self, texts: list[str]) -> list[list[int]]:
-        prompts = [self.render(t) for t in texts]
-        enc = self.tokenizer(prompts, add_special_tokens=self.add_special_tokens, truncation=True,
-                             max_length=self.spec.max_length)
-        return enc["input_ids"]
+        """Token ids of each prompt, at most ``max_length``: an over-long message is cut inside the
+        text, so the template around it (system prompt, answer prefix) always stays whole."""
+        ids = self._ids([self.render(t) for t in texts])
+        limit = self.spec.max_length
+        for i, row in enumerate(ids):
+            if len(row) > limit:
+                ids[i] = self._shortened(texts[i], len(row) - limit)
+        return ids
+
+    def _shortened(self, text: str, excess: int) -> list[int]:
+        limit = self.spec.max_length
+        text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        keep = len(text_ids) - excess
+        while True:
+            if keep <= 0:
+                raise SpecError(
+                    f"spec {self.spec.name!r}: max_length {limit} leaves no room for the message after the "
+                    "prompt template; raise max_length or shorten prompt.system"
+                )
+            row = self._ids([self.render(self.tokenizer.decode(text_ids[:keep]))])[0]
+            if len(row) <= limit:
+                return row
+            keep -= len(row) - limit
 
     def label_token_ids(self) -> list[list[int]]:
         """Token ids of each label word as it continues the prompt (same tokenization context)."""

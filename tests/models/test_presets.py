@@ -125,6 +125,15 @@ def test_verbalizer_never_runs_the_full_lm_head(verbalizer_case):
     assert calls, "the hook works: generation does run lm_head"
 
 
+def test_long_messages_are_cut_inside_the_text(verbalizer_case):
+    """The answer position must stay at the end of the prompt, whatever the message length."""
+    spec, _, renderer, _ = verbalizer_case("s3")
+    short = renderer.encode(["good"])[0]
+    tail = short[-8:]  # the end of the template: '" <|end|> <|assistant|> Classifying ... as'
+    long = renderer.encode(["good " * 500])[0]
+    assert len(long) == spec.max_length and long[-8:] == tail and long[: 10] == short[:10]
+
+
 def test_prefix_cache_gives_the_same_scores(verbalizer_case):
     spec, _, _, _ = verbalizer_case("s1")
     cached = SpecClassifier(spec.with_overrides(**{"quantization.mode": "none"}))
