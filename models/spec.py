@@ -275,4 +275,13 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise SpecError(f"{where}: not valid YAML: {e}") from None
-    return parse_spec(data, where)
+    spec = parse_spec(data, where)
+    # Relative adapter paths: a preset's are relative to models/, a spec file's to its directory.
+    root = Path(str(resources.files("models"))) if preset is not None else Path(name_or_path).expanduser().parent
+    changes = {}
+    if spec.adapter.path is not None and not spec.adapter.path.is_absolute():
+        changes["adapter.path"] = root / spec.adapter.path
+    if any(not a.path.is_absolute() for a in spec.adapters):
+        changes["adapters"] = [a.model_copy(update={"path": a.path if a.path.is_absolute() else root / a.path})
+                               for a in spec.adapters]
+    return spec.with_overrides(**changes) if changes else spec

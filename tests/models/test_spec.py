@@ -113,3 +113,26 @@ def test_load_classifier_serves_a_preset(tiny_base, tmp_path):
     assert clf.labels == ("negative", "positive") and clf.model_version == "s4-gpt2-lora-sst2"
     assert res.probs.shape == (5, 2) and res.adapter_versions == ("v1",) * 5
     assert clf.classify([]).probs.shape == (0, 2)
+
+
+def test_relative_adapter_path_is_relative_to_the_spec_file(tmp_path):
+    f = tmp_path / "cards" / "mine.yaml"
+    f.parent.mkdir()
+    f.write_text("name: mine\nbase: {id: /m}\nhead: sequence_classification\n"
+                 "labels: [{id: 0, name: a}, {id: 1, name: b}]\nadapter: {kind: lora, path: adapters/v1}\n")
+    assert load_spec(f).adapter.path == tmp_path / "cards" / "adapters" / "v1"
+
+
+def test_default_preset_serves_the_shipped_adapter_on_sst2(data_dir):
+    """Out of the box, offline: MiniLM from PyPI + the adapter trained by `sentistream train`."""
+    import csv
+
+    from sklearn.metrics import accuracy_score
+
+    clf = load_classifier(ModelSettings(preset="minilm-lora-sst2", device="cpu"))
+    with open(data_dir / "sst2" / "dev.tsv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    res = clf.classify([r["sentence"] for r in rows])
+    acc = accuracy_score([int(r["label"]) for r in rows], res.probs.argmax(1))
+    assert res.adapter_versions[0] == "minilm-sst2"
+    assert acc > 0.85, acc  # the training report gives 0.8807 on this split
