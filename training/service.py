@@ -101,13 +101,15 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
             "watermark": wm}
 
 
-def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True) -> int:
-    """Consume the labels topic and refit on an interval until SIGTERM/SIGINT."""
+def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,
+          stop: threading.Event | None = None) -> int:
+    """Consume the labels topic and refit on an interval until SIGTERM/SIGINT (or ``stop`` is set)."""
     from training.consumer import LabelsConsumer
 
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    if stop is None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
     engine = make_engine(settings.database.url.get_secret_value())
     consumer = LabelsConsumer(settings.kafka, cfg.labels_topic, engine, cfg.labels) if consume else None
     log.info("trainer.start", interval_s=cfg.interval_s, min_new_labels=cfg.min_new_labels,
