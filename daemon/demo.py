@@ -24,6 +24,7 @@ from schemas.settings import Settings
 
 SAMPLE = Path(__file__).parent / "sample" / "messages.jsonl"
 SST2_LABELS = ("negative", "positive")
+DEMO_PRESET = "minilm-lora-sst2"
 # A few poison messages show the dead-letter path.
 POISON = [b"\xff\xfe\x00 not utf-8", b'{"id": "broken", "text": ', b'{"id": "no-text"}', b'{"id": "blank", "text": "  "}']
 
@@ -75,6 +76,8 @@ def run_demo(messages: int = 1000, workdir: Path = Path("var/demo")) -> int:
                    "delivery": "idempotent", "input_topics": (topics["input"],),
                    "output_topic": topics["output"], "dead_letter_topic": topics["dlq"], "group_id": "demo"},
             database={"url": db_url},
+            # The best offline model the project ships: MiniLM + the SST-2 LoRA adapter.
+            model={"preset": DEMO_PRESET},
             batch={"max_size": 64, "max_wait_ms": 50},
             observability={"http_port": 0, "log_level": "WARNING", "log_format": "console"},
         )
