@@ -136,7 +136,8 @@ def save_lora(base_dir: Path, out_dir: Path, *, head: str, labels: tuple[str, ..
     else:
         model = AutoModelForCausalLM.from_pretrained(base_dir)
         task = "CAUSAL_LM"
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+    targets = "all-linear" if list(target_modules) == ["all-linear"] else list(target_modules)  # peft's keyword
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                      task_type=task, fan_in_fan_out=model.config.model_type == "gpt2")
     peft_model = get_peft_model(model, cfg)
     randomize_lora(peft_model, seed)
