@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +128,16 @@ def resolve_base(spec: ModelSpec) -> ModelSpec:
 
 
 def load_model(spec: ModelSpec) -> Loaded:
-    spec = resolve_base(spec)
+    started = time.perf_counter()
+    loaded = _load_model(resolve_base(spec))
+    log.info("model_loaded", spec=spec.name, base=spec.base.id, head=spec.head,
+             quantization=spec.quantization.mode, adapter=spec.adapter.kind, adapter_version=loaded.adapter_version,
+             extra_adapters=len(spec.adapters), device=str(loaded.device),
+             seconds=round(time.perf_counter() - started, 2))
+    return loaded
+
+
+def _load_model(spec: ModelSpec) -> Loaded:
     device = resolve_device(spec.device)
     base_dir = Path(spec.base.id).expanduser() if spec.base.is_local else None
     if base_dir is not None:
