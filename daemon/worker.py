@@ -96,8 +96,11 @@ class InferenceWorker:
         if not texts:
             return
         self._metrics.batch_size.observe(len(texts))
+        # Per-message routing attributes, only for classifiers that route between adapters.
+        attrs = ([{"source": i.msg.source, "lang": i.msg.lang, "topic": i.topic} for i in batch.items]
+                 if getattr(clf, "routed", False) else None)
         results: dict[int, tuple] = {}
-        self._classify(clf, texts, list(range(len(texts))), results)
+        self._classify(clf, texts, attrs, list(range(len(texts))), results)
         labels = clf.labels
         for idx, item in enumerate(batch.items):
             res = results[idx]
@@ -125,10 +128,17 @@ class InferenceWorker:
                 classified_at=utcnow(),
             )
 
-    def _classify(self, clf: Classifier, texts: Sequence[str], idx: list[int], out: dict) -> None:
+    @staticmethod
+    def _call(clf: Classifier, texts: Sequence[str], attrs: Sequence[dict] | None, idx: list[int]):
+        if attrs is None:
+            return clf.classify([texts[i] for i in idx])
+        return clf.classify([texts[i] for i in idx], [attrs[i] for i in idx])
+
+    def _classify(self, clf: Classifier, texts: Sequence[str], attrs: Sequence[dict] | None,
+                  idx: list[int], out: dict) -> None:
         try:
             t0 = time.perf_counter()
-            res = clf.classify([texts[i] for i in idx])
+            res = self._call(clf, texts, attrs, idx)
             dt = time.perf_counter() - t0
             self._metrics.inference_latency.observe(dt)
             for k, i in enumerate(idx):
@@ -141,15 +151,15 @@ class InferenceWorker:
             log.warning("classify_failed", size=len(idx), error=type(e).__name__)
         if len(idx) > 1:
             mid = len(idx) // 2
-            self._classify(clf, texts, idx[:mid], out)
-            self._classify(clf, texts, idx[mid:], out)
+            self._classify(clf, texts, attrs, idx[:mid], out)
+            self._classify(clf, texts, attrs, idx[mid:], out)
             return
         delay = self._retry.initial_backoff_ms / 1000
         for _ in range(self._retry.classify_attempts - 1):
             time.sleep(delay)
             delay *= 2
             try:
-                res = clf.classify([texts[idx[0]]])
+                res = self._call(clf, texts, attrs, idx)
                 out[idx[0]] = (res.probs[0], res.adapter_versions[0], 0.0)
                 return
             except Exception as e:  # noqa: BLE001

@@ -23,3 +23,12 @@ class Classifier(Protocol):
     def classify(self, texts: Sequence[str]) -> BatchResult:
         """Classify a batch; raises on device errors (the caller splits and retries)."""
         ...
+
+
+@runtime_checkable
+class RoutedClassifier(Classifier, Protocol):
+    """Several adapters on one base: each message's attributes (source, lang, topic) pick one."""
+
+    routed: bool
+
+    def classify(self, texts: Sequence[str], attrs: Sequence[dict] | None = None) -> BatchResult: ...

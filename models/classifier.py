@@ -94,6 +94,11 @@ class SpecClassifier:
             out[torch.tensor(idx)] = logits.cpu()
         return out
 
+    @property
+    def routed(self) -> bool:
+        """True when routes pick an adapter per message (see :class:`models.base.RoutedClassifier`)."""
+        return bool(self.spec.adapters)
+
     def route(self, attrs: Sequence[dict] | None, n: int) -> list[str] | None:
         """Adapter name per message from the spec's routes (None: the single default adapter)."""
         if attrs is None or not self.spec.adapters:
