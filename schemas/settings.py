@@ -194,6 +194,8 @@ class TrainingSettings(_Section):
     class_weights: Literal["auto", "none"] | tuple[float, ...] = "auto"
     eval_every_steps: int = Field(default=0, ge=0, description="0: evaluate once per epoch")
     early_stopping_patience: int = Field(default=2, ge=0)
+    # best: keep the state with the best validation metric; last: keep the final (annealed) state.
+    keep: Literal["best", "last"] = "best"
     max_train_seconds: float | None = Field(default=None, gt=0)
     val_fraction: float = Field(default=0.05, gt=0, lt=0.5)
     seed: int = 13

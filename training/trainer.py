@@ -203,13 +203,14 @@ def fit(
 
     res = FitResult(adapter_dir=Path(out_dir), best={})
     best_score, best_state, bad_evals, step, running = -math.inf, None, 0, 0, []
+    last_metrics: dict = {}
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: lr_factor(cfg, progress_of(step, total_steps, t0, cfg)))
 
     def evaluate(epoch: float) -> bool:
         """Record one evaluation; False when early stopping says stop."""
-        nonlocal best_score, best_state, bad_evals
+        nonlocal best_score, best_state, bad_evals, last_metrics
         probs = predict(model, va, pad)
-        m = compute_metrics(va.labels, probs.argmax(1), labels)
+        m = last_metrics = compute_metrics(va.labels, probs.argmax(1), labels)
         row = {"step": step, "epoch": round(epoch, 3), "train_loss": float(np.mean(running)) if running else None,
                "seconds": round(time.monotonic() - t0, 1), "val": {k: m[k] for k in
                ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "mcc")}}
@@ -261,7 +262,9 @@ def fit(
     if stop == "time budget":
         evaluate(epoch + (i + 1) / len(batches))
     res.stopped = stop or "epochs"
-    if best_state is not None:
+    if cfg.keep == "last":
+        res.best = last_metrics
+    elif best_state is not None:
         with torch.no_grad():
             named = dict(model.named_parameters())
             for k, v in best_state.items():
@@ -288,7 +291,7 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
         "hyperparameters": cfg.model_dump(mode="json", include={
             "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save",
             "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
-            "class_weights", "early_stopping_patience", "seed"}),
+            "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed"}),
         "best_val": {k: res.best.get(k) for k in ("accuracy", "macro_f1", "n")},
         "stopped": res.stopped,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
