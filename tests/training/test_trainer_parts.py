@@ -73,7 +73,7 @@ def test_train_from_file_cli(tiny_bert_dir, tmp_path, capsys):
     assert summary["eval"]["n"] == 2 and summary["train"] + summary["val"] == 6  # duplicate texts share an id
     assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
                                                "sentistream_training.json"}
-    assert json.loads((out / "adapter_config.json").read_text())["modules_to_save"] == ["classifier", "pooler"]
+    assert {"classifier", "pooler"} <= set(json.loads((out / "adapter_config.json").read_text())["modules_to_save"])
     assert (tmp_path / "adapter-report" / "confusion_matrix.png").is_file()
 
 
