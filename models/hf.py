@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from models.base import BatchResult
+from models.batching import plan_batches
 from models.errors import AdapterError, ModelLoadError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -53,12 +54,14 @@ class SequenceClassifier:
         device: str = "auto",
         max_length: int = 128,
         model_version: str | None = None,
+        token_budget: int = 256,
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise ModelLoadError(f"model.path {model_dir}: config.json is missing")
         self.device = resolve_device(device)
         self.max_length = max_length
+        self.token_budget = token_budget  # padded tokens per forward pass (measured best on 2 CPU cores)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
         kwargs = {"trust_remote_code": False, "use_safetensors": True}
         if labels is not None:
@@ -96,14 +99,12 @@ class SequenceClassifier:
 
     @torch.inference_mode()
     def classify(self, texts: Sequence[str]) -> BatchResult:
-        enc = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            pad_to_multiple_of=8,
-            return_tensors="pt",
-        ).to(self.device)
-        logits = self.model(**enc).logits.float()
-        probs = torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float32, copy=False)
+        # Sorted by length and cut at a padded-token budget, so short texts stop paying for the
+        # longest one in their batch (SST-2 at 32 per batch: 3.2x padded tokens, 1.6x this way).
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        probs = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+        for rows in plan_batches([len(x) for x in ids], self.token_budget):
+            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, padding=True,
+                                     pad_to_multiple_of=8, return_tensors="pt").to(self.device)
+            probs[rows] = torch.softmax(self.model(**enc).logits.float(), dim=-1).cpu().numpy()
         return BatchResult(probs=probs, adapter_versions=(self.adapter_version,) * len(texts))
