@@ -192,12 +192,18 @@ class Db:
         return self.scalar(f"select count(*) from {table} where message_id like :p", p=prefix + "%")
 
     def wait_count(self, prefix: str, expect: int, timeout: float, table: str = "predictions",
-                   proc: subprocess.Popen | None = None) -> int:
+                   proc: subprocess.Popen | None = None, stall_s: float = 120) -> int:
+        """Wait for ``expect`` rows; fail when ``timeout`` passes or no row arrives for ``stall_s``."""
         end = time.monotonic() + timeout
+        last_n, last_change = -1, time.monotonic()
         while time.monotonic() < end:
             n = self.count(prefix, table)
             if n >= expect:
                 return n
+            if n != last_n:
+                last_n, last_change = n, time.monotonic()
+            elif time.monotonic() - last_change > stall_s:
+                raise TimeoutError(f"{prefix}: stalled at {n} of {expect} rows for {stall_s:.0f}s")
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"daemon exited early with code {proc.returncode}")
             time.sleep(0.5)

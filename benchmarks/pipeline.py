@@ -29,7 +29,7 @@ from benchmarks.scale import scale_law
 @dataclass
 class Sizes:
     reps: int = 3
-    eff_messages: int = 1024
+    eff_messages: int = 2048
     naive_messages: int = 256
     capacity_messages: int = 20_000
     db_rows: int = 20_000
@@ -42,6 +42,9 @@ class Sizes:
 QUICK = Sizes(reps=1, eff_messages=96, naive_messages=24, capacity_messages=600, db_rows=600,
               latency_seconds=3.0, scale_min_messages={16: 16, 64: 16, 256: 8})
 BATCH = 32
+# The baseline's best setting here: with torch's default (2 threads) its main-thread inference
+# collapses to ~1-3 msg/s whenever other jobs load the 2 cores (OpenMP barriers); 1 thread does not.
+NAIVE_TORCH_THREADS = 1
 
 
 @dataclass
@@ -81,7 +84,7 @@ def naive_rate(broker: c.Broker, db: c.Db, db_url: str, texts: list[str], prefix
     libpq = db_url.replace("postgresql+psycopg://", "postgresql://")
     subprocess.run([sys.executable, "-m", "benchmarks.naive_loop", "--bootstrap", broker.bootstrap_servers,
                     "--topic", topics["input"], "--db-url", libpq, "--count", str(len(texts)),
-                    "--api-version", broker.api_version],
+                    "--api-version", broker.api_version, "--torch-threads", str(NAIVE_TORCH_THREADS)],
                    check=True, cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return db.steady_rate(prefix, table="naive_predictions")
 

@@ -34,7 +34,7 @@ def scale_law(sz, broker: c.Broker, db: c.Db, db_url: str) -> list[list[str]]:
         proc = psutil.Process(daemon.proc.pid)
         try:
             for tok in sz.scale_tokens:
-                n = max(sz.scale_min_messages[tok], 3 * batch if sz.reps > 1 else 2 * batch)
+                n = max(sz.scale_min_messages[tok], 2 * batch)
                 chunk = texts[tok][:n]
                 raws, ours, cpus = [], [], []
                 for rep in range(sz.reps):
