@@ -41,8 +41,9 @@ class OwnPostgres:
         if r.returncode:
             raise RuntimeError(f"{tool} failed ({r.returncode}): {r.stderr.decode()[-1000:]}")
 
-    def start(self) -> None:
+    def start(self, **server_settings: str) -> None:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+        opts += "".join(f" -c {k}={v}" for k, v in server_settings.items())
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -51,6 +52,11 @@ class OwnPostgres:
     def running(self) -> bool:
         return subprocess.run([*self._as_user, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+    def own(self, path: Path) -> None:
+        """Hand a file the server must read (a TLS key) to the server's user."""
+        if self._as_user:
+            shutil.chown(path, "postgres")
 
     def close(self) -> None:
         if self.running():
