@@ -1,0 +1,85 @@
+"""Where a message's time goes with no model: each daemon stage alone, per message.
+
+    python -m benchmarks.stages [--messages 20000] [--reps 3]
+
+Stages are timed in isolation on the same messages (constant classifier), batches of 128 (about
+what the checkpoint merges to under load); medians of ``--reps`` runs. Compare with the
+consume-only rate: a stage costing more than 1.25x consume-only per message makes a pipeline
+capacity of 0.8 (issue 6, measure 3) impossible on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from benchmarks import common as c
+from benchmarks.dbwrite import _Record, batches, copy_rate, sink_rate
+from daemon.decode import decode_record
+from daemon.metrics import Metrics
+from daemon.sinks.kafka import KafkaSink, prediction_records
+from daemon.worker import InferenceWorker
+from schemas.settings import KafkaSettings, RetrySettings
+
+BATCH = 128
+
+
+def _us_per_msg(fn, n: int) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e6 / n
+
+
+def stage_costs(broker: c.Broker, db_url: str, n: int, reps: int) -> list[list[str]]:
+    texts = c.load_texts(n)
+    results: dict[str, list[float]] = {}
+
+    def add(name: str, us: float) -> None:
+        results.setdefault(name, []).append(us)
+
+    for rep in range(reps):
+        prefix = f"st{rep}-"
+        topics = broker.topics("stages")
+        records = [_Record(i, *c.message(prefix, i, t)) for i, t in enumerate(texts)]
+        broker.produce(topics["input"], ((r.key, r.value) for r in records))
+        add("kafka-python consume (poll, parse, crc)", 1e6 / broker.consume_rate(topics["input"], n))
+        add("decode + validate (pydantic)", _us_per_msg(lambda: [decode_record(r, 10_000) for r in records], n))
+        bs = batches(prefix, n, BATCH)
+        worker = InferenceWorker(c.ConstantClassifier(), RetrySettings(), Metrics(), 1)
+        add("build Prediction objects (worker, no model)", _us_per_msg(lambda: [worker.process(b) for b in bs], n))
+        add("serialize for the output topic (orjson)", _us_per_msg(lambda: [prediction_records(b) for b in bs], n))
+        sink = KafkaSink(KafkaSettings(bootstrap_servers=broker.bootstrap_servers, api_version=broker.api_version,
+                                       delivery="idempotent", output_topic=topics["output"],
+                                       dead_letter_topic=topics["dlq"]))
+        try:
+            sink.write(bs[0])
+            add("produce + flush to the output topic", _us_per_msg(lambda: [sink.write(b) for b in bs[1:]],
+                                                                    n - len(bs[0].items)))
+        finally:
+            sink.close()
+        add(f"Postgres sink, batches of {BATCH}", 1e6 / sink_rate(db_url, f"sk{rep}-", n, BATCH))
+        add("Postgres plain COPY, one transaction", 1e6 / copy_rate(db_url, f"cp{rep}-", n, n))
+    consume = c.median(results["kafka-python consume (poll, parse, crc)"])
+    return [[name, f"{c.median(v):.1f}", f"{c.median(v) / consume:.1f}", c.fmt_runs(v)] for name, v in results.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args(argv)
+    broker = c.Broker()
+    try:
+        with c.database() as db_url:
+            rows = stage_costs(broker, db_url, args.messages, args.reps)
+    finally:
+        broker.close()
+    print(f"machine: {c.machine()}\ncommand: python -m benchmarks.stages "
+          f"--messages {args.messages} --reps {args.reps}")
+    print(c.table(["stage (alone)", "µs per message", "× consume-only", "runs (µs)"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
