@@ -5,7 +5,7 @@ One round has a fraction of its labels flipped; the gate must reject it, and the
 gold metric must never drop. Real services: Postgres (fresh database) and the embedded Kafka-protocol
 broker; base model MiniLM with LoRA, warm-started from the active adapter each round.
 
-    python benchmarks/continuous_learning.py --rounds 5 --round-size 2000 --flip-round 4
+    .venv/bin/python -m benchmarks.continuous_learning --rounds 5 --round-size 2000 --flip-round 4
 
 The daemon is not part of this run (see the hot-swap benchmark for the serving side).
 """
