@@ -19,29 +19,6 @@ from schemas.settings import KafkaSettings
 log = structlog.get_logger(__name__)
 
 
-def client_config(s: KafkaSettings) -> dict:
-    """Connection and security options shared by consumer and producers."""
-    cfg: dict = {
-        "bootstrap_servers": s.bootstrap_servers.split(","),
-        "client_id": s.client_id,
-        "security_protocol": s.security_protocol,
-        "request_timeout_ms": s.request_timeout_ms,
-    }
-    if s.api_version:
-        cfg["api_version"] = tuple(int(p) for p in s.api_version.split("."))
-    if s.sasl_mechanism:
-        cfg["sasl_mechanism"] = s.sasl_mechanism
-        cfg["sasl_plain_username"] = s.sasl_username
-        if s.sasl_password is not None:
-            cfg["sasl_plain_password"] = s.sasl_password.get_secret_value()
-    if s.security_protocol in ("SSL", "SASL_SSL"):
-        cfg["ssl_check_hostname"] = s.ssl_check_hostname
-        for opt in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            if getattr(s, opt) is not None:
-                cfg[opt] = str(getattr(s, opt))
-    return cfg
-
-
 class _Listener(AsyncConsumerRebalanceListener):
     """kafka-python 3 runs rebalance listeners on the consumer's IO thread, where the blocking
     ``commit()`` is refused; the revoke hook therefore awaits the coordinator's commit coroutine."""
@@ -74,7 +51,7 @@ class KafkaSource:
         self.settings = settings
         self.on_revoked, self.on_assigned, self.on_lost = on_revoked, on_assigned, on_lost
         self.consumer = KafkaConsumer(
-            **client_config(settings),
+            **settings.client_config(),
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset=settings.auto_offset_reset,

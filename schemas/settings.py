@@ -75,6 +75,29 @@ class KafkaSettings(_Section):
     ssl_check_hostname: bool = True
 
 
+    def client_config(self, client_suffix: str = "") -> dict:
+        """kafka-python connection and security options, shared by every consumer and producer."""
+        cfg: dict = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id + client_suffix,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.api_version:
+            cfg["api_version"] = tuple(int(p) for p in self.api_version.split("."))
+        if self.sasl_mechanism:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            cfg["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                cfg["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            cfg["ssl_check_hostname"] = self.ssl_check_hostname
+            for opt in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, opt) is not None:
+                    cfg[opt] = str(getattr(self, opt))
+        return cfg
+
+
 class DatabaseSettings(_Section):
     url: SecretStr = Field(
         default=SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream"),

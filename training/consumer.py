@@ -17,23 +17,6 @@ from training.readers import Example, Rejected, normalize_label
 log = structlog.get_logger("training.consumer")
 
 
-def kafka_config(s: KafkaSettings) -> dict:
-    cfg: dict = {"bootstrap_servers": s.bootstrap_servers.split(","), "security_protocol": s.security_protocol,
-                 "request_timeout_ms": s.request_timeout_ms}
-    if s.api_version:
-        cfg["api_version"] = tuple(int(p) for p in s.api_version.split("."))
-    if s.sasl_mechanism:
-        cfg |= {"sasl_mechanism": s.sasl_mechanism, "sasl_plain_username": s.sasl_username}
-        if s.sasl_password is not None:
-            cfg["sasl_plain_password"] = s.sasl_password.get_secret_value()
-    if s.security_protocol in ("SSL", "SASL_SSL"):
-        cfg["ssl_check_hostname"] = s.ssl_check_hostname
-        for opt in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            if getattr(s, opt) is not None:
-                cfg[opt] = str(getattr(s, opt))
-    return cfg
-
-
 def parse_record(value: bytes | None, position: int, labels: Sequence[str]) -> Example | Rejected:
     raw = (value or b"")[:500].decode("utf-8", "replace")
     try:
@@ -65,10 +48,9 @@ class LabelsConsumer:
         self.consumer = KafkaConsumer(
             topic,
             group_id=group_id or f"{kafka.group_id}-trainer",
-            client_id=f"{kafka.client_id}-trainer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **kafka_config(kafka),
+            **kafka.client_config("-trainer"),
         )
 
     def poll_once(self, timeout_ms: int = 1000, max_records: int = 2000) -> ImportResult:

@@ -16,7 +16,6 @@ from kafka.structs import OffsetAndMetadata
 
 from daemon.batch import Batch
 from daemon.errors import ProducerFenced, SinkUnavailable
-from daemon.source import client_config
 from schemas.settings import KafkaSettings
 
 CONTENT_TYPE = b"application/json"
@@ -62,9 +61,8 @@ class KafkaSink:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self.transactional = settings.delivery == "transactional"
-        cfg = client_config(settings) | {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
+        cfg = settings.client_config("-producer") | {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
                                          "batch_size": 256 * 1024}
-        cfg["client_id"] = settings.client_id + "-producer"
         if self.transactional:
             cfg["transactional_id"] = settings.transactional_id or f"{settings.group_id}-{socket.gethostname()}"
         self.producer = KafkaProducer(**cfg)

@@ -20,7 +20,6 @@ from sqlalchemy.engine import make_url
 from daemon.batch import Batch
 from daemon.errors import SinkUnavailable
 from daemon.sinks.postgres import PostgresSink, connect_args
-from daemon.source import client_config
 from models.checks import check_no_remote_code, refuse_pickles
 from models.errors import AdapterError, UnsafeModelError
 from models.hf import SequenceClassifier
@@ -172,7 +171,7 @@ def test_kafka_sasl_ssl_settings_pass_through(tmp_path):
     s = KafkaSettings(bootstrap_servers="k1:9093,k2:9093", security_protocol="SASL_SSL",
                       sasl_mechanism="SCRAM-SHA-512", sasl_username="svc", sasl_password=SASL_PASSWORD,
                       ssl_cafile=ca, ssl_certfile=cert, ssl_keyfile=key, ssl_check_hostname=True)
-    cfg = client_config(s)
+    cfg = s.client_config()
     assert cfg["bootstrap_servers"] == ["k1:9093", "k2:9093"]
     assert cfg["security_protocol"] == "SASL_SSL"
     assert (cfg["sasl_mechanism"], cfg["sasl_plain_username"], cfg["sasl_plain_password"]) == (
@@ -181,7 +180,7 @@ def test_kafka_sasl_ssl_settings_pass_through(tmp_path):
     assert cfg["ssl_check_hostname"] is True
     # Every key is one kafka-python's consumer and producer accept.
     assert set(cfg) <= set(KafkaConsumer.DEFAULT_CONFIG) and set(cfg) <= set(KafkaProducer.DEFAULT_CONFIG)
-    plain = client_config(KafkaSettings())
+    plain = KafkaSettings().client_config()
     assert plain["security_protocol"] == "PLAINTEXT" and not any(k.startswith(("ssl_", "sasl_")) for k in plain)
 
 
@@ -190,7 +189,7 @@ def test_kafka_security_from_environment(monkeypatch):
     monkeypatch.setenv("SENTISTREAM_KAFKA__SASL_MECHANISM", "PLAIN")
     monkeypatch.setenv("SENTISTREAM_KAFKA__SASL_USERNAME", "svc")
     monkeypatch.setenv("SENTISTREAM_KAFKA__SASL_PASSWORD", SASL_PASSWORD)
-    cfg = client_config(load_settings().kafka)
+    cfg = load_settings().kafka.client_config()
     assert cfg["sasl_plain_password"] == SASL_PASSWORD and "ssl_cafile" not in cfg
 
 
