@@ -296,7 +296,7 @@ def fmt_runs(xs: Sequence[float], digits: int = 1) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence], title: str | None = None) -> str:
     cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
     out = ([f"\n### {title}\n"] if title else []) + [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     return "\n".join(out + [line(r) for r in cells])

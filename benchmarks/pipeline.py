@@ -249,7 +249,7 @@ def run(sections: list[str], sz: Sizes, reps: int | None = None) -> str:
         broker.close()
     rows.sort(key=lambda r: r.section)
     body = c.table(["#", "measure", "median", "target", "met", "runs"],
-                   [[r.section, r.metric, r.value, r.target, r.met, r.runs] for r in rows])
+                   [[r.section, r.metric, r.value, r.target, r.met, r.runs] for r in rows]) if rows else ""
     if scale_rows:
         body += "\n" + c.table(SCALE_HEADERS, scale_rows, "6. scale law")
     load = os.getloadavg()
