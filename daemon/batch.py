@@ -69,4 +69,5 @@ class Batch:
                 p for i, p in zip(self.items, self.predictions)
                 if TopicPartition(i.topic, i.partition) in partitions
             ],
+            steps_done=set(self.steps_done),
         )
