@@ -65,6 +65,10 @@ class KafkaSettings(_Section):
     session_timeout_ms: int = Field(default=30_000, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, gt=0)
     request_timeout_ms: int = Field(default=30_000, gt=0)
+    metadata_max_age_ms: int = Field(
+        default=30_000, gt=0,
+        description="Metadata refresh interval: how soon a client notices a topic missing from its first metadata.",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_username: str | None = None
@@ -82,6 +86,7 @@ class KafkaSettings(_Section):
             "client_id": self.client_id + client_suffix,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.request_timeout_ms,
+            "metadata_max_age_ms": self.metadata_max_age_ms,
         }
         if self.api_version:
             cfg["api_version"] = tuple(int(p) for p in self.api_version.split("."))

@@ -17,6 +17,7 @@ from schemas.db import upgrade
 # The admin URL of a server the tests may create databases on.
 PG_ADMIN_URL = os.environ.get("SENTISTREAM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REAL_KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+METADATA_MAX_AGE_MS = 1000
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SENTISTREAM_DATA_DIR", REPO.parent / "shared" / "data"))
 
@@ -79,7 +80,8 @@ class Broker:
 
     @property
     def client_kwargs(self) -> dict:
-        kw: dict = {"bootstrap_servers": self.bootstrap_servers}
+        # A client that misses a new topic in its first metadata answer waits for the next refresh.
+        kw: dict = {"bootstrap_servers": self.bootstrap_servers, "metadata_max_age_ms": METADATA_MAX_AGE_MS}
         if self.api_version:
             kw["api_version"] = tuple(int(p) for p in self.api_version.split("."))
         return kw

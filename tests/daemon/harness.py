@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from daemon.app import Daemon
+from tests.conftest import METADATA_MAX_AGE_MS
 from schemas.settings import Settings
 
 
@@ -27,6 +28,7 @@ def make_settings(broker, database_url: str, topics: dict[str, str], model_dir: 
         "group_id": topics["group"],
         "transactional_id": topics["group"] + "-tx",
         "session_timeout_ms": 10_000,
+        "metadata_max_age_ms": METADATA_MAX_AGE_MS,
     } | sections.pop("kafka", {})
     cfg = {
         "kafka": kafka,

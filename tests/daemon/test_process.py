@@ -59,10 +59,10 @@ def test_sigkill_three_times_loses_and_duplicates_nothing(broker, topic_names, d
         proc = start(env)
         before = rows()
         # Kill at a random point while it is writing: after a random number of new rows.
-        target = before + rng.randint(100, 900)
-        assert wait_for(lambda: rows() >= target or proc.poll() is not None, timeout=120)
+        target = before + rng.randint(50, 400)
+        assert wait_for(lambda: rows() >= target or proc.poll() is not None, timeout=120, interval=0.02)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        time.sleep(rng.uniform(0, 0.3))
+        time.sleep(rng.uniform(0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         kills += 1

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from daemon.embedded_broker import API_VERSION, EmbeddedBroker
-from tests.conftest import REAL_KAFKA
+from tests.conftest import METADATA_MAX_AGE_MS, REAL_KAFKA
 from tests.daemon.harness import (
     DaemonThread,
     committed_and_end,
@@ -49,7 +49,8 @@ class Cluster:
         self.mock = EmbeddedBroker(brokers=3)
         self.bootstrap_servers = self.mock.bootstrap_servers
         self.client_kwargs = {"bootstrap_servers": self.bootstrap_servers,
-                              "api_version": tuple(int(p) for p in API_VERSION.split("."))}
+                              "api_version": tuple(int(p) for p in API_VERSION.split(".")),
+                              "metadata_max_age_ms": METADATA_MAX_AGE_MS}
 
     def create_topic(self, name: str, partitions: int = 1) -> str:
         self.mock.create_topic(name, partitions, replication=3)
