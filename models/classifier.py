@@ -13,6 +13,7 @@ from models.build import Loaded, load_model
 from models.heads import GenerateHead, SequenceClassificationHead, VerbalizerHead
 from models.prefix import PrefixCache, shared_prefix, supports_prefix_cache
 from models.prompt import PromptRenderer
+from models.runtime import Prefetcher, compile_forward, to_device
 from models.spec import ModelSpec
 
 
@@ -34,11 +35,14 @@ class SpecClassifier:
             self.generator = GenerateHead(spec, self.tokenizer, spec.prompt.answer_prefix + self.renderer.answer_sep)
             self.head = self.verbalizer if spec.head == "causal_lm_verbalizer" else self.generator
         self.prefix = self._prefix_cache() if spec.head == "causal_lm_verbalizer" else None
-        if spec.runtime.compile:
-            if spec.head == "sequence_classification":
-                self.model = torch.compile(self.model, dynamic=True)
-            else:
-                self.verbalizer.backbone = torch.compile(self.verbalizer.backbone, dynamic=True)
+        # After the adapters are applied; the prefix cache keeps the eager backbone (its cached
+        # keys/values are an input compiled graphs would specialise on).
+        mode = spec.runtime.compile
+        if spec.head == "sequence_classification":
+            self.model = compile_forward(self.model, mode, self.device)
+        else:
+            self.verbalizer.backbone = compile_forward(self.verbalizer.backbone, mode, self.device)
+        self.prefetcher = Prefetcher() if spec.runtime.overlap_host_work else None
 
     def _prefix_cache(self, min_tokens: int = 8) -> PrefixCache | None:
         # The cached keys/values depend on the adapter, so one cache serves one adapter only.
@@ -50,18 +54,19 @@ class SpecClassifier:
         ids = ids[:-1]
         return PrefixCache(self.verbalizer.backbone, ids, self.device) if len(ids) >= min_tokens else None
 
-    def _to_device(self, enc: dict) -> dict:
-        if self.device.type == "cuda":
-            return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in enc.items()}
-        return {k: v.to(self.device) for k, v in enc.items()}
-
     def _batches(self, texts: Sequence[str], ids: list[list[int]] | None = None, side: str | None = None):
+        """``(rows, device inputs)`` per planned forward pass; with ``runtime.overlap_host_work`` the
+        next pass's inputs are built in the background while the caller runs the current one."""
         ids = self.renderer.encode(list(texts)) if ids is None else ids
         rt = self.spec.runtime
-        for rows in plan_batches([len(x) for x in ids], rt.token_budget, rt.pad_to_multiple_of):
-            enc = pad_batch([ids[i] for i in rows], self.tokenizer.pad_token_id, rt.pad_to_multiple_of,
-                            side or self.tokenizer.padding_side)
-            yield rows, self._to_device(enc)
+        side = side or self.tokenizer.padding_side
+
+        def build(rows: list[int]) -> tuple[list[int], dict]:
+            enc = pad_batch([ids[i] for i in rows], self.tokenizer.pad_token_id, rt.pad_to_multiple_of, side)
+            return rows, to_device(enc, self.device)
+
+        plan = plan_batches([len(x) for x in ids], rt.token_budget, rt.pad_to_multiple_of)
+        return self.prefetcher.map(build, plan) if self.prefetcher else map(build, plan)
 
     def _verbalize_with_prefix(self, texts: Sequence[str], out: list) -> list[int]:
         """Scores rows that start with the cached prefix (appended to ``out``); returns the other rows."""

@@ -35,6 +35,8 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
         changes["device"] = settings.device
     if "max_length" in given:
         changes["max_length"] = settings.max_length
+    if "compile" in given:
+        changes["runtime.compile"] = settings.compile
     for name in ("adapters", "routes"):
         if getattr(settings, name) is not None:
             changes[name] = [dict(x) for x in getattr(settings, name)]
@@ -63,6 +65,7 @@ def load_classifier(settings: ModelSettings) -> Classifier:
             device=settings.device,
             max_length=settings.max_length,
             model_version="all-MiniLM-L6-v2",
+            compile=settings.compile,
         )
     return SequenceClassifier(
         settings.path,
@@ -71,4 +74,5 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         labels=settings.labels,
         device=settings.device,
         max_length=settings.max_length,
+        compile=settings.compile,
     )

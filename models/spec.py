@@ -18,6 +18,7 @@ from models.errors import SpecError
 HeadKind = Literal["sequence_classification", "causal_lm_verbalizer", "causal_lm_generate"]
 QuantMode = Literal["none", "bf16", "nf4", "fp4", "int8"]
 DType = Literal["float32", "bfloat16", "float16"]
+CompileMode = Literal["none", "default", "reduce-overhead"]
 
 
 class _Frozen(BaseModel):
@@ -153,7 +154,16 @@ class RuntimeSpec(_Frozen):
     # Reuse the KV cache of the prompt part shared by every message (system prompt); causal heads only.
     prefix_cache: bool = True
     # torch.compile the forward (dynamic shapes): slower start-up, faster steady state on GPU.
-    compile: bool = False
+    # "reduce-overhead" adds CUDA graphs (falls back to "default" off CUDA).
+    compile: CompileMode = "none"
+    # Build the next forward pass's inputs (padding, tensors, pinned copy) in a background thread.
+    overlap_host_work: bool = True
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_bool(cls, v: Any) -> Any:
+        # Spec files written when this was a switch: true / false.
+        return {True: "default", False: "none"}.get(v, v) if isinstance(v, bool) else v
 
 
 class ModelSpec(_Frozen):

@@ -161,6 +161,10 @@ class ModelSettings(_Section):
     routes: tuple[dict[str, str], ...] | None = Field(
         default=None, description='Adapter per message, first match wins: [{"adapter", "source", "lang", "topic"}].',
     )
+    compile: Literal["none", "default", "reduce-overhead"] = Field(
+        default="none", description="torch.compile the model forward: `default`, or `reduce-overhead` (adds CUDA "
+        "graphs; `default` off CUDA). Set explicitly, it overrides a spec's runtime.compile.",
+    )
 
     @field_validator("spec_file")
     @classmethod

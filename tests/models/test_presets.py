@@ -221,14 +221,3 @@ def test_sparta_preset_matches_peft_sparta_merge(tiny_base, tmp_path):
     bf16 = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter"}))
     assert next(bf16.model.parameters()).dtype == torch.bfloat16
     assert (bf16.scores(texts) - clf.scores(texts)).abs().max().item() < 0.1
-
-
-@pytest.mark.slow  # inductor compiles C++ on CPU: ~40 s
-def test_compiled_forward_gives_the_same_scores(tiny_base, tmp_path):
-    base = tiny_base("gpt2")
-    lora_for(load_spec("s4"), base, tmp_path / "adapter")
-    spec = preset_on("s4", base, **{"adapter.path": tmp_path / "adapter"})
-    texts = random_texts(16, seed=12)
-    eager = SpecClassifier(spec).scores(texts)
-    compiled = SpecClassifier(spec.with_overrides(**{"runtime.compile": True})).scores(texts)
-    assert (compiled - eager).abs().max().item() <= TOL

@@ -1,0 +1,82 @@
+"""Sub-batch inputs built in a background thread vs in line, on the offline MiniLM + shipped SST-2 LoRA (CPU).
+
+    nice -n 5 .venv/bin/python -m benchmarks.overlap [--n 1024] [--call-size 64] [--token-budget 256]
+                                                     [--repeats 3] [--threads 2]
+
+SST-2 training sentences are classified in calls of ``--call-size`` (the daemon's batch size);
+each call is cut into token-budget forward passes. Both classifier paths are measured: the plain
+one the daemon uses without a preset (``models.hf.SequenceClassifier``) and the spec path
+(preset ``minilm-lora-sst2``, ``models.classifier.SpecClassifier``). Modes alternate within each
+repeat, so a ratio compares runs made under the same load. Prints msgs/s (median of the repeats),
+the ratio, and the max |probability difference| between the modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import load_texts, machine, median, table
+from models.batching import plan_batches
+from models.classifier import SpecClassifier
+from models.hf import SequenceClassifier
+from models.loading import DEFAULT_LABELS, default_model_dir
+from models.spec import load_spec
+
+
+def classifiers(token_budget: int) -> dict[str, dict[bool, object]]:
+    spec = load_spec("minilm-lora-sst2").with_overrides(**{"device": "cpu", "runtime.token_budget": token_budget})
+    adapter = spec.adapter.path
+    plain = {overlap: SequenceClassifier(default_model_dir(), adapter_dir=adapter, labels=DEFAULT_LABELS,
+                                         device="cpu", token_budget=token_budget, overlap_host_work=overlap)
+             for overlap in (False, True)}
+    preset = {overlap: SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": overlap}))
+              for overlap in (False, True)}
+    return {"plain (daemon default)": plain, "preset minilm-lora-sst2": preset}
+
+
+def run(clf, calls: list[list[str]]) -> tuple[float, np.ndarray]:
+    t0 = time.perf_counter()
+    probs = [clf.classify(c).probs for c in calls]
+    return sum(map(len, calls)) / (time.perf_counter() - t0), np.concatenate(probs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1024)
+    ap.add_argument("--call-size", type=int, default=64)
+    ap.add_argument("--token-budget", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine())
+    texts = load_texts(args.n)
+    calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
+    rows = []
+    for name, pair in classifiers(args.token_budget).items():
+        tok = pair[False].tokenizer
+        passes = np.mean([len(plan_batches([len(x) for x in tok(c, truncation=True, max_length=128)["input_ids"]],
+                                           args.token_budget)) for c in calls])
+        run(pair[False], calls[:2]), run(pair[True], calls[:2])  # warm-up
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        diff = 0.0
+        for _ in range(args.repeats):
+            (r_seq, p_seq), (r_ovl, p_ovl) = run(pair[False], calls), run(pair[True], calls)
+            rates[False].append(r_seq)
+            rates[True].append(r_ovl)
+            diff = max(diff, float(np.abs(p_seq - p_ovl).max()))
+        seq, ovl = median(rates[False]), median(rates[True])
+        rows.append([name, f"{passes:.1f}", f"{seq:.1f}", f"{ovl:.1f}", f"{ovl / seq:.2f}x", f"{diff:.1e}"])
+    print(f"{len(texts)} SST-2 sentences in calls of {args.call_size}, token budget {args.token_budget}, "
+          f"{args.repeats} repeats, torch threads {args.threads}")
+    print(table(["classifier", "passes per call", "sequential msgs/s", "overlapped msgs/s", "ratio",
+                 "max |prob diff|"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

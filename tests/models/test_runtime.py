@@ -1,0 +1,145 @@
+"""Optional torch.compile, and sub-batch inputs built in a background thread while the current
+forward pass runs: both must give the same scores as the plain path."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from models.batching import plan_batches
+from models.classifier import SpecClassifier
+from models.errors import SpecError
+from models.hf import SequenceClassifier
+from models.loading import spec_from_settings
+from models.runtime import Prefetcher, compile_forward
+from models.spec import load_spec
+from schemas.errors import ConfigError
+from schemas.settings import ModelSettings, load_settings
+from tests.models.factories import random_texts
+from tests.models.test_presets import TOL, lora_for, preset_on
+
+WAIT_S = 30  # only bounds a hang; no assertion depends on timing
+
+
+def test_prefetcher_builds_the_next_item_while_the_caller_works():
+    started = {i: threading.Event() for i in range(4)}
+    threads = set()
+
+    def build(i: int) -> int:
+        threads.add(threading.current_thread().name)
+        started[i].set()
+        return i * 10
+
+    got = []
+    for value in Prefetcher().map(build, range(4)):
+        i = value // 10
+        if i < 3:
+            # fn(i + 1) runs before the caller is done with item i.
+            assert started[i + 1].wait(WAIT_S)
+        got.append(value)
+    assert got == [0, 10, 20, 30]
+    assert threads and all(name.startswith("sentistream-prefetch") for name in threads)
+
+
+def test_prefetcher_waits_for_the_background_item_when_the_caller_stops_early():
+    running, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def build(i: int) -> int:
+        if i == 1:
+            running.set()
+            release.wait(WAIT_S)
+            finished.set()
+        return i
+
+    items = Prefetcher().map(build, range(3))
+    assert next(items) == 0
+    assert running.wait(WAIT_S)
+    threading.Timer(0.2, release.set).start()
+    items.close()  # as when the caller's forward pass raises: returns only once build(1) is done
+    assert finished.is_set()
+
+
+def _sub_batches(clf: SpecClassifier, texts: list[str]) -> int:
+    rt = clf.spec.runtime
+    return len(plan_batches([len(x) for x in clf.renderer.encode(texts)], rt.token_budget, rt.pad_to_multiple_of))
+
+
+@pytest.mark.parametrize(("preset", "arch", "prefix_cache"), [
+    ("s4", "gpt2", False),     # sequence classification, LoRA
+    ("s1", "llama", True),     # verbalizer through the KV prefix cache
+    ("s1", "llama", False),    # verbalizer, whole prompts
+])
+def test_overlapped_sub_batches_equal_sequential(preset, arch, prefix_cache, tiny_base, tmp_path):
+    base = tiny_base(arch)
+    lora_for(load_spec(preset), base, tmp_path / "adapter")
+    spec = preset_on(preset, base, **{"adapter.path": tmp_path / "adapter", "quantization.mode": "none",
+                                      "runtime.token_budget": 96, "runtime.prefix_cache": prefix_cache})
+    texts = random_texts(60, seed=21)
+    overlapped = SpecClassifier(spec)
+    sequential = SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": False}))
+    assert overlapped.prefetcher is not None and sequential.prefetcher is None
+    assert (overlapped.prefix is not None) == prefix_cache
+    assert _sub_batches(overlapped, texts) >= 4
+    a, b = overlapped.classify(texts).probs, sequential.classify(texts).probs
+    assert np.abs(a - b).max() <= 1e-6
+    assert np.allclose(a.sum(1), 1, atol=1e-5)
+
+
+def test_plain_sequence_classifier_overlapped_equals_sequential(tiny_bert_dir):
+    texts = random_texts(50, seed=22)
+    overlapped = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64)
+    sequential = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64, overlap_host_work=False)
+    lengths = [len(x) for x in overlapped.tokenizer(texts)["input_ids"]]
+    assert len(plan_batches(lengths, 64)) >= 4
+    assert np.abs(overlapped.classify(texts).probs - sequential.classify(texts).probs).max() <= 1e-6
+
+
+def test_compile_none_is_the_module_itself():
+    module = torch.nn.Linear(4, 2)
+    assert compile_forward(module, "none", torch.device("cpu")) is module
+
+
+def test_bad_compile_value_fails_naming_the_setting(tiny_base):
+    with pytest.raises(SpecError, match="runtime.compile"):
+        preset_on("s4", tiny_base("gpt2"), **{"runtime.compile": "fastest"})
+    with pytest.raises(ConfigError, match=r"model\.compile \(SENTISTREAM_MODEL__COMPILE\)"):
+        load_settings(model={"compile": "fastest"})
+
+
+def test_compile_setting_overrides_the_spec_and_old_switch_values_still_parse(tiny_base):
+    base = tiny_base("gpt2")
+    assert spec_from_settings(ModelSettings(preset="s4", path=base)).runtime.compile == "none"
+    spec = spec_from_settings(ModelSettings(preset="s4", path=base, compile="reduce-overhead"))
+    assert spec.runtime.compile == "reduce-overhead"
+    assert preset_on("s4", base, **{"runtime.compile": True}).runtime.compile == "default"
+    assert preset_on("s4", base, **{"runtime.compile": False}).runtime.compile == "none"
+
+
+# Inductor generates and compiles C++ on CPU, which is what makes this test slow.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])  # the latter falls back to default on CPU
+def test_compiled_forward_gives_the_same_scores(mode, tiny_base, tmp_path):
+    base = tiny_base("gpt2")
+    lora_for(load_spec("s4"), base, tmp_path / "adapter")
+    spec = preset_on("s4", base, **{"adapter.path": tmp_path / "adapter", "runtime.token_budget": 96})
+    texts = random_texts(24, seed=12)
+    eager = SpecClassifier(spec).scores(texts)
+    compiled = SpecClassifier(spec.with_overrides(**{"runtime.compile": mode}))
+    assert isinstance(compiled.model, torch._dynamo.eval_frame.OptimizedModule)
+    assert (compiled.scores(texts) - eager).abs().max().item() <= TOL
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graphs_give_the_same_scores(tiny_base, tmp_path):
+    base = tiny_base("gpt2")
+    lora_for(load_spec("s4"), base, tmp_path / "adapter")
+    spec = preset_on("s4", base, **{"adapter.path": tmp_path / "adapter", "device": "cuda"})
+    texts = random_texts(24, seed=13)
+    eager = SpecClassifier(spec).scores(texts)
+    graphs = SpecClassifier(spec.with_overrides(**{"runtime.compile": "reduce-overhead"}))
+    for _ in range(3):  # recording, then replays
+        assert (graphs.scores(texts) - eager).abs().max().item() <= TOL
