@@ -203,7 +203,9 @@ class ObservabilitySettings(_Section):
 class TrainingSettings(_Section):
     """Trainer service, method hyperparameters and the promotion gate (defaults: MiniLM + LoRA)."""
 
-    method: Literal["lora"] = "lora"
+    # lora; qlora: LoRA on a 4-bit (nf4, double-quant) base; sparta: random sparse deltas on
+    # sparta_target_modules plus the head; head: only the classification head (and pooler) trains.
+    method: Literal["lora", "qlora", "sparta", "head"] = "lora"
     base_model: Path | None = Field(default=None, description="None: the offline MiniLM default")
     labels: tuple[str, ...] = ("negative", "positive")
     adapter_name: str = "default"
@@ -216,6 +218,13 @@ class TrainingSettings(_Section):
     target_modules: tuple[str, ...] | Literal["all-linear"] = "all-linear"
     # Trained in full and saved with the adapter, so the classification head survives a reload.
     modules_to_save: tuple[str, ...] = ("classifier", "pooler")
+    qlora_compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="bfloat16", description="qlora: dtype the 4-bit weights are dequantized to for matmuls")
+    sparta_sparsity: float = Field(
+        default=0.99, gt=0, lt=1, description="sparta: fraction of each target weight's entries kept frozen")
+    sparta_target_modules: tuple[str, ...] = Field(
+        default=("value", "attention.output.dense", "v_proj", "o_proj"), min_length=1,
+        description="sparta: modules (name or dotted suffix) whose weights get sparse trainable entries")
     learning_rate: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
@@ -241,6 +250,10 @@ class TrainingSettings(_Section):
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads; None: torch's default")
     # Gate: the gold set is a stable hash slice of message ids, never trained on.
     gold_fraction: float = Field(default=0.1, gt=0, lt=0.5)
+    gold_labelers: tuple[str, ...] = Field(
+        default=(), description="Trusted labelers: when set, the gold set holds only their labels; other labels "
+        "on gold-slice messages are ignored. Empty: every label in the gold slice is gold.",
+    )
     primary_metric: str = "macro_f1"
     promote_margin: float = Field(default=0.0, ge=0)
     recall_tolerance: float = Field(default=0.02, ge=0, le=1)
@@ -249,6 +262,13 @@ class TrainingSettings(_Section):
     min_new_labels: int = Field(default=200, gt=0)
     labels_topic: str = "sentistream.labels"
     notify_channel: str = Field(default="sentistream_adapters", pattern=r"^[a-z_][a-z0-9_]*$")
+
+    @field_validator("gold_labelers")
+    @classmethod
+    def _labeler_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not n.strip() for n in names):
+            raise ValueError("labeler names must not be empty")
+        return names
 
 
 class Settings(BaseSettings):

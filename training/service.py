@@ -66,23 +66,29 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
         log.info("trainer.skip", new_labels=new, min_new_labels=cfg.min_new_labels)
         return {"action": "skipped", "new_labels": new, "min_new_labels": cfg.min_new_labels}
     examples, wm = label_store.load_examples(engine, cfg.labels)
-    train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction)
+    train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction, cfg.gold_labelers)
+    # Messages in the gold slice labelled only by untrusted labelers (0 without gold_labelers).
+    ignored = len({e.message_id for e in examples}) - len(train) - len(val) - len(gold)
     train = window(train, cfg)
     if not gold:
-        return {"action": "skipped", "why": "gold set is empty; import more labels", "labels": len(examples)}
+        why = (f"no labels by {list(cfg.gold_labelers)} in the gold slice" if cfg.gold_labelers
+               else "gold set is empty; import more labels")
+        return {"action": "skipped", "why": why, "labels": len(examples)}
     act = registry.active(engine, name)
     warm = Path(act["artifact_path"]) if act and cfg.warm_start else None
     version = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     out = cfg.adapters_dir / name / version
     base = base_model_dir(cfg)
-    log.info("trainer.refit", version=version, new_labels=new, train=len(train), val=len(val), gold=len(gold))
+    log.info("trainer.refit", version=version, new_labels=new, train=len(train), val=len(val), gold=len(gold),
+             gold_slice_ignored=ignored)
     res = fit(cfg, base, train, val, out, warm_start=warm, progress=progress)
     cand_gold = evaluate_examples(res.model, res.tokenizer, gold, cfg.labels, cfg.max_length)
     act_gold = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold) if act else None
     decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
                       recall_tolerance=cfg.recall_tolerance)
     metrics = {"gold": cand_gold, "val": res.best, "active_gold": act_gold, "history": res.history,
-               "counts": {"train": len(train), "val": len(val), "gold": len(gold)}, "fit_seconds": res.seconds}
+               "counts": {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": ignored},
+               "fit_seconds": res.seconds}
     registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
                       artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=metrics,
                       parent_version=act["version"] if act else None, label_watermark=wm)
@@ -98,7 +104,7 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
     return {"action": "promoted" if decision.promote else "rejected", "version": version,
             "reasons": decision.reasons, f"gold_{pm}": cand_gold[pm],
             f"active_gold_{pm}": act_gold[pm] if act_gold else None, "gold": len(gold), "train": len(train),
-            "watermark": wm}
+            "val": len(val), "gold_slice_ignored": ignored, "watermark": wm}
 
 
 def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,

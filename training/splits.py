@@ -1,9 +1,10 @@
-"""Stable splits by a hash of the message id: the gold set never moves and is never trained on."""
+"""Stable splits by a hash of the message id: the gold set is never trained on, and with trusted
+gold labelers it never moves either."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from training.readers import Example
 
@@ -23,9 +24,18 @@ def dedupe(examples: Sequence[Example]) -> list[Example]:
 
 
 def three_way(
-    examples: Sequence[Example], gold_fraction: float, val_fraction: float
+    examples: Sequence[Example], gold_fraction: float, val_fraction: float,
+    gold_labelers: Collection[str] = (),
 ) -> tuple[list[Example], list[Example], list[Example]]:
-    """(train, val, gold): val is the next slice after gold, used for early stopping only."""
+    """(train, val, gold): val is the next slice after gold, used for early stopping only.
+
+    With ``gold_labelers``, a message in the gold slice counts only its trusted labelers' labels:
+    anyone else's label on it is neither trained on nor scored, so the label stream can neither
+    poison the gold set nor move it.
+    """
+    trusted = set(gold_labelers)
+    if trusted:
+        examples = [e for e in examples if e.labeled_by in trusted or not is_gold(e.message_id, gold_fraction)]
     train, val, gold = [], [], []
     for e in dedupe(examples):
         b = bucket(e.message_id)

@@ -70,7 +70,7 @@ def test_refit_promotes_then_gates(database_url, cfg):
     train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction)
     assert gold and not {e.message_id for e in gold} & {e.message_id for e in train + val}
     counts = row["metrics"]["counts"]
-    assert counts == {"train": len(train), "val": len(val), "gold": len(gold)}
+    assert counts == {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": 0}
 
     # Reloaded through models/: the classification head survives, predictions match the gold metrics.
     clf = SequenceClassifier(cfg.base_model, adapter_dir=adapter_dir, adapter_version=row["version"],
