@@ -1,4 +1,4 @@
-"""Fit a LoRA adapter (classification head kept via ``modules_to_save``) on labeled examples.
+"""Fit an adapter by the configured method (training/methods) on labeled examples.
 
 Class-weighted cross-entropy, gradient accumulation, linear warm-up/decay, early stopping on the
 validation primary metric, an optional wall-clock budget, fixed seeds. Length-bucketed batches:
@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from schemas.settings import TrainingSettings
+from training import methods
 from training.errors import TrainingError
 from training.metrics import compute_metrics
 from training.readers import Example
@@ -93,10 +94,11 @@ def predict(model, enc: Encoded, pad_id: int, batch_size: int = 128) -> np.ndarr
     model.eval()
     order = np.argsort([len(s) for s in enc.input_ids], kind="stable")
     out = np.zeros((len(enc), model.config.num_labels), dtype=np.float32)
+    dev = next(model.parameters()).device
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        logits = model(**collate(enc, idx, pad_id)).logits.float()
-        out[idx] = torch.softmax(logits, -1).numpy()
+        batch = {k: v.to(dev) for k, v in collate(enc, idx, pad_id).items()}
+        out[idx] = torch.softmax(model(**batch).logits.float(), -1).cpu().numpy()
     model.train(was_training)
     return out
 
@@ -140,29 +142,23 @@ def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor 
 
 
 def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForSequenceClassification
+    """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start``, the adapter there
+    on top; a SpaRTA-format one is merged into the base (the gate evaluates active adapters so)."""
+    if warm_start is not None and methods.is_sparta_dir(warm_start):
+        from models.sparta import load_sparta, merge_sparta
+        from training.methods.common import load_base
 
-    base = AutoModelForSequenceClassification.from_pretrained(
-        base_dir,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-        trust_remote_code=False,
-        use_safetensors=True,
-    )
-    if warm_start is not None:
-        return PeftModel.from_pretrained(base, warm_start, is_trainable=True)
-    targets = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
-    lora = LoraConfig(
-        task_type="SEQ_CLS",
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        modules_to_save=list(cfg.modules_to_save),
-    )
-    return get_peft_model(base, lora)
+        return merge_sparta(load_base(base_dir, labels, serving_init=True), load_sparta(warm_start))
+    # An active PEFT adapter evaluated while the method is sparta/head: plain LoRA loading.
+    name = "lora" if warm_start is not None and cfg.method in methods.NO_WARM_START else cfg.method
+    return methods.method(name).build(cfg, base_dir, labels, warm_start)
+
+
+def make_optimizer(cfg: TrainingSettings, params: list) -> torch.optim.Optimizer:
+    custom = getattr(methods.method(cfg.method), "optimizer", None)
+    if custom is not None:
+        return custom(params, cfg)
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
 def fit(
@@ -181,6 +177,9 @@ def fit(
 
     if not train or not val:
         raise TrainingError(f"need training and validation examples, got {len(train)} and {len(val)}")
+    if warm_start is not None and (cfg.method in methods.NO_WARM_START or methods.is_sparta_dir(warm_start)):
+        raise TrainingError(f"training.warm_start: cannot continue from {warm_start} with method {cfg.method!r} "
+                            "(SpaRTA-format adapters hold deltas against the base); set warm_start to false")
     t0 = time.monotonic()
     labels = tuple(cfg.labels)
     set_seed(cfg.seed)
@@ -191,10 +190,12 @@ def fit(
     model = build_model(cfg, base_dir, labels, warm_start)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(cfg, params)
+    dev = params[0].device  # qlora on CUDA; everything else trains on the CPU
     per_epoch = math.ceil(len(tr) / cfg.batch_size)
     total_steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(cfg, tr.labels, len(labels)))
+    weights = class_weights(cfg, tr.labels, len(labels))
+    loss_fn = torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev))
     rng = np.random.default_rng(cfg.seed)
     pad = tok.pad_token_id or 0
     metric = cfg.primary_metric
@@ -234,10 +235,10 @@ def fit(
             batches = batches[: int(len(batches) * (cfg.epochs - epoch))]
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, mininterval=10, unit="batch")
         for i, idx in enumerate(bar):
-            batch = collate(tr, idx, pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            batch = {k: v.to(dev) for k, v in collate(tr, idx, pad).items()}
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 logits = model(**batch).logits
-            loss = loss_fn(logits.float(), torch.from_numpy(tr.labels[idx])) / cfg.grad_accum
+            loss = loss_fn(logits.float(), torch.from_numpy(tr.labels[idx]).to(dev)) / cfg.grad_accum
             loss.backward()
             running.append(loss.item() * cfg.grad_accum)
             if (i + 1) % cfg.grad_accum and i + 1 < len(batches):
@@ -282,16 +283,17 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
     import transformers
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+    method = methods.method(cfg.method)
+    extra = method.save(model, cfg, out_dir, base_dir)
     meta = {
         "labels": list(cfg.labels),
         "base_model": base_dir.name,
         "method": cfg.method,
         "hyperparameters": cfg.model_dump(mode="json", include={
-            "max_length", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save",
-            "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
-            "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed"}),
+            "max_length", "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
+            "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed",
+            *method.HYPERPARAMETERS}),
+        **extra,
         "best_val": {k: res.best.get(k) for k in ("accuracy", "macro_f1", "n")},
         "stopped": res.stopped,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},

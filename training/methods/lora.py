@@ -1,0 +1,40 @@
+"""LoRA through peft; the head is saved through ``modules_to_save``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from schemas.settings import TrainingSettings
+from training.methods.common import load_base
+
+HYPERPARAMETERS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save")
+
+
+def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modules_to_save: Sequence[str]):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if warm_start is not None:
+        return PeftModel.from_pretrained(base, warm_start, is_trainable=True)
+    targets = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
+    lora = LoraConfig(
+        task_type="SEQ_CLS",
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        modules_to_save=list(modules_to_save),
+    )
+    return get_peft_model(base, lora)
+
+
+def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
+    return attach(cfg, load_base(base_dir, labels), warm_start, cfg.modules_to_save)
+
+
+def save(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path) -> dict:
+    model.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / "README.md").unlink(missing_ok=True)  # PEFT's empty model-card template
+    return {}
