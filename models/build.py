@@ -6,6 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import torch
@@ -18,6 +19,9 @@ from models.checks import check_adapter_base, check_local_base, check_sha256
 from models.errors import LabelMismatchError, ModelLoadError, SpecError
 from models.heads import padding_side_for
 from models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from models.sparta.multi import SpartaSet
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +42,8 @@ class Loaded:
     adapter_version: str | None
     # Multi-adapter: version of every loaded adapter by name ("default" is the spec's adapter).
     adapter_versions: dict[str, str | None] | None = None
+    # Multi-adapter SpaRTA: the adapters switched into the weights per group of rows.
+    sparta_set: SpartaSet | None = None
 
 
 def base_head_rows(base_dir: Path) -> int | None:
@@ -146,6 +152,7 @@ def _load_model(spec: ModelSpec) -> Loaded:
     tokenizer = load_tokenizer(spec, padding_side_for(spec.head))
     quantized = quant.is_quantized(spec.quantization)
     adapter = spec.adapter
+    sparta_set = None
     if adapter.kind != "none" and adapter.path is None:
         raise ModelLoadError(f"spec {spec.name!r}: adapter.kind is {adapter.kind!r} but adapter.path is not set")
 
@@ -156,6 +163,8 @@ def _load_model(spec: ModelSpec) -> Loaded:
         for extra in spec.adapters:
             _check_lora(spec, extra.path, extra.sha256, base_has_head)
             model = lora.attach_lora(model, extra.path, adapter_name=extra.name)
+    elif adapter.kind == "sparta" and spec.adapters:
+        model, sparta_set = _load_sparta_set(spec, device, tokenizer)
     elif adapter.kind == "sparta":
         model = _load_with_sparta(spec, device, tokenizer, quantized)
     else:
@@ -166,7 +175,8 @@ def _load_model(spec: ModelSpec) -> Loaded:
         model = model.to(device)
     model.eval()
     versions = {"default": adapter.version} | {a.name: a.version for a in spec.adapters}
-    return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None, versions)
+    return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None, versions,
+                  sparta_set)
 
 
 def _check_lora(spec: ModelSpec, path: Path, sha256: str | None, base_has_head: bool) -> None:
@@ -178,13 +188,12 @@ def _check_lora(spec: ModelSpec, path: Path, sha256: str | None, base_has_head: 
         lora.check_head(path, len(spec.labels), base_has_head)
 
 
-def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn.Module:
-    from models.sparta import apply_sparta_quantized, load_sparta, merge_sparta
+def _checked_sparta(spec: ModelSpec, path: Path, sha256: str | None):
+    from models.sparta import load_sparta
 
-    path = spec.adapter.path
     sp = load_sparta(path)
     check_adapter_base(sp.base_model, spec.base, path, "config.json sparta_pretrained_model")
-    check_sha256(path, spec.adapter.sha256)
+    check_sha256(path, sha256)
     k = len(spec.labels)
     if spec.head == "sequence_classification":
         if sp.num_labels is not None and sp.num_labels != k:
@@ -193,6 +202,23 @@ def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn
             raise LabelMismatchError(
                 f"SpaRTA adapter {path}: config.json id2label has {len(sp.config['id2label'])} labels, the spec {k}"
             )
+    return sp
+
+
+def _load_sparta_set(spec: ModelSpec, device, tokenizer):
+    """The base unmerged, every SpaRTA adapter ready to be switched in (see models/sparta/multi.py)."""
+    from models.sparta.multi import SpartaSet
+
+    adapters = {"default": _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256)}
+    adapters |= {a.name: _checked_sparta(spec, a.path, a.sha256) for a in spec.adapters}
+    model = _from_pretrained(spec, spec.base.id, device, tokenizer, False).to(device)
+    return model, SpartaSet(model, adapters)
+
+
+def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn.Module:
+    from models.sparta import apply_sparta_quantized, merge_sparta
+
+    sp = _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256)
     if not quantized:
         return merge_sparta(_from_pretrained(spec, spec.base.id, device, tokenizer, False), sp)
     if spec.adapter.sparta_on_quantized == "sparse_add":

@@ -24,6 +24,7 @@ class SpecClassifier:
         self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
         self.adapter_version = loaded.adapter_version
         self.adapter_versions = loaded.adapter_versions or {"default": loaded.adapter_version}
+        self.sparta_set = loaded.sparta_set
         self.labels = spec.label_names
         self.model_version = spec.name
         self.renderer = PromptRenderer(spec, self.tokenizer)
@@ -89,15 +90,23 @@ class SpecClassifier:
         rest = list(range(len(texts)))
         if self.prefix is not None and head is self.verbalizer:
             rest = self._verbalize_with_prefix(texts, pending)
-        if rest:
-            for rows, enc in self._batches([texts[i] for i in rest]):
-                idx = [rest[r] for r in rows]
-                names = None if adapter_names is None else [adapter_names[i] for i in idx]
-                pending.append((idx, head(self.model, enc, names).float()))
+        if rest and self.sparta_set is not None and adapter_names is not None:
+            # SpaRTA adapters are switched into the weights: one group of rows per adapter.
+            for name in dict.fromkeys(adapter_names[i] for i in rest):
+                with self.sparta_set.using(name):
+                    self._run([i for i in rest if adapter_names[i] == name], texts, head, None, pending)
+        elif rest:
+            self._run(rest, texts, head, adapter_names, pending)
         out = torch.empty(len(texts), len(self.labels))
         for idx, logits in pending:
             out[torch.tensor(idx)] = logits.cpu()
         return out
+
+    def _run(self, rest: list[int], texts: Sequence[str], head, adapter_names, pending: list) -> None:
+        for rows, enc in self._batches([texts[i] for i in rest]):
+            idx = [rest[r] for r in rows]
+            names = None if adapter_names is None else [adapter_names[i] for i in idx]
+            pending.append((idx, head(self.model, enc, names).float()))
 
     @property
     def routed(self) -> bool:

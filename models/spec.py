@@ -108,7 +108,7 @@ class AdapterSpec(_Frozen):
 
 
 class NamedAdapterSpec(_Frozen):
-    """A further LoRA adapter served by the same resident base model."""
+    """A further adapter (of the default adapter's kind) served by the same resident base model."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     path: Path
@@ -178,7 +178,7 @@ class ModelSpec(_Frozen):
     adapter: AdapterSpec = AdapterSpec()
     generate: GenerateSpec = GenerateSpec()
     runtime: RuntimeSpec = RuntimeSpec()
-    # Multi-adapter serving (LoRA): more adapters on the same base, chosen per message by routes.
+    # Multi-adapter serving (LoRA or SpaRTA): more adapters on the same base, chosen per message by routes.
     adapters: tuple[NamedAdapterSpec, ...] = ()
     routes: tuple[RouteRule, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -202,8 +202,12 @@ class ModelSpec(_Frozen):
     def _head_fits(self) -> ModelSpec:
         if self.head == "sequence_classification" and self.prompt.answer_prefix:
             raise ValueError("prompt.answer_prefix only applies to causal_lm_* heads")
-        if self.adapters and self.adapter.kind != "lora":
-            raise ValueError("adapters (multi-adapter serving) needs adapter.kind 'lora' for the default adapter")
+        if self.adapters and self.adapter.kind == "none":
+            raise ValueError("adapters (multi-adapter serving) needs adapter.kind 'lora' or 'sparta' for the "
+                             "default adapter; the others are of the same kind")
+        if self.adapters and self.adapter.kind == "sparta" and self.quantization.mode in ("nf4", "fp4", "int8"):
+            raise ValueError("adapters with adapter.kind 'sparta' need quantization.mode 'none' or 'bf16' "
+                             "(each adapter's deltas are switched into the weights)")
         names = ["default"] + [a.name for a in self.adapters]
         if len(set(names)) != len(names):
             raise ValueError(f"adapters: names must be unique and not 'default'; got {names[1:]}")

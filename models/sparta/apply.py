@@ -14,10 +14,10 @@ def _params(model: nn.Module) -> dict[str, nn.Parameter]:
     return dict(model.named_parameters(remove_duplicate=False))
 
 
-def _head(model: nn.Module, adapter: SpartaAdapter, params: dict[str, nn.Parameter]) -> None:
-    if adapter.head_init is None or HEAD_PARAM not in params:
-        return
-    param = params[HEAD_PARAM]
+def head_weight(adapter: SpartaAdapter, param: nn.Parameter) -> torch.Tensor | None:
+    """The adapter's classification head (initial weight + its delta) in ``param``'s dtype."""
+    if adapter.head_init is None:
+        return None
     w0 = adapter.head_init.to(param.device).float()
     if tuple(w0.shape) != tuple(param.shape):
         raise LabelMismatchError(
@@ -28,8 +28,14 @@ def _head(model: nn.Module, adapter: SpartaAdapter, params: dict[str, nn.Paramet
     idx = adapter.indices[HEAD_PARAM].to(param.device).long().unbind(1)
     w = w0.clone()
     w[idx] += d
-    with torch.no_grad():
-        param.copy_(w.to(param.dtype))
+    return w.to(param.dtype)
+
+
+def _head(model: nn.Module, adapter: SpartaAdapter, params: dict[str, nn.Parameter]) -> None:
+    w = head_weight(adapter, params[HEAD_PARAM]) if HEAD_PARAM in params else None
+    if w is not None:
+        with torch.no_grad():
+            params[HEAD_PARAM].copy_(w)
 
 
 def _check_fits(name: str, idx: torch.Tensor, shape: tuple[int, ...], adapter: SpartaAdapter) -> None:
