@@ -40,18 +40,19 @@ class SpartaSet:
     def _prepare(params: dict[str, nn.Parameter], adapter: SpartaAdapter) -> list[_Patch]:
         patches = []
         for name in adapter.nonzero:
-            param = _lookup(params, name, adapter)
             if name == HEAD_PARAM:
-                # The head is replaced whole (head_init + delta), not patched at the delta's indices.
-                merged = head_weight(adapter, param)
-                if merged is not None:
-                    patches.append(_Patch(param, (), param.detach().clone(), merged))
                 continue
+            param = _lookup(params, name, adapter)
             _check_fits(name, adapter.indices[name], tuple(param.shape), adapter)
             idx = adapter.indices[name].to(param.device).long().unbind(1)
             base = param[idx].clone()
             merged = (base.float() + adapter.deltas[name].to(param.device).float()).to(param.dtype)
             patches.append(_Patch(param, idx, base, merged))
+        # As merge_sparta: the head is replaced whole (head_init + delta) wherever the model has one.
+        head = params.get(HEAD_PARAM)
+        merged = None if head is None else head_weight(adapter, head)
+        if merged is not None:
+            patches.append(_Patch(head, (), head.detach().clone(), merged))
         return patches
 
     @torch.no_grad()
