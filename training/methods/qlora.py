@@ -34,6 +34,11 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
     from peft import prepare_model_for_kbit_training
 
     base = load_base(base_dir, labels, **kwargs)
+    for m in base.modules():
+        # bitsandbytes repacks 4-bit weights for AVX512-BF16 inference at the first eval-mode
+        # forward and never unpacks them; a training forward after a validation pass then fails.
+        if hasattr(m, "support_avx512bf16_for_cpu"):
+            m.support_avx512bf16_for_cpu = False
     # Checkpointing trades compute for GPU memory; CPU runs have RAM to spare and no time to spare.
     base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=torch.cuda.is_available())
     # Only the full-precision head can be saved whole; a 4-bit pooler gets LoRA like any linear.
