@@ -113,6 +113,41 @@ def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def rounds_loop(args, cfg, db, url, producer, consumer, labels_topic, gold_seed, rounds, rows, results, promoted,
+                names) -> None:
+    """Curator seed once, then per round: labels through the topic, one refit, the gate, the daemon."""
+    settings = Settings(database={"url": url})
+    write_labels(db.engine, gold_seed, labeled_by="curator", origin="import")
+    print(f"curator gold set: {len(gold_seed)} labels written once; daemon streaming at {args.stream_rate} msg/s",
+          flush=True)
+    for k, (records, n_flipped) in enumerate(rounds, 1):
+        for r in records:
+            producer.send(labels_topic, key=r["message_id"].encode(), value=json.dumps(r).encode())
+        producer.flush()
+        got, deadline = 0, time.monotonic() + 120
+        while got < len(records) and time.monotonic() < deadline:
+            got += consumer.poll_once(timeout_ms=1000).written
+        t0 = time.monotonic()
+        out = run_once(settings, cfg, engine=db.engine, progress=False)
+        refit_s = time.monotonic() - t0
+        decided_at = db_now(db)
+        act = registry.active(db.engine, cfg.adapter_name)
+        names[out["version"]] = f"r{k}"
+        if out["action"] == "promoted":
+            promoted.append(out["version"])
+            after, since = act["metrics"]["gold"]["macro_f1"], act["status_changed_at"]
+        else:
+            after, since = out["active_gold_macro_f1"], decided_at
+        serving, swap_s = serving_after(db, since, act["version"])
+        results.append({**out, "active_after": after, "serving": serving, "expected": act["version"]})
+        rows.append([k, got, n_flipped, out["gold"], out["gold_slice_ignored"], out["train"], out["action"],
+                     fmt(out["gold_macro_f1"]), fmt(out["active_gold_macro_f1"]), fmt(after), f"{refit_s:.0f}",
+                     names.get(serving, serving or "-"),
+                     "-" if swap_s is None or out["action"] != "promoted" else f"{swap_s:.1f}",
+                     "; ".join(out["reasons"])[:160]])
+        print(c.table(HEADERS, rows[-1:]), flush=True)
+
+
 def run(args) -> dict:
     print(c.machine(), flush=True)
     base = Path(args.base_model) if args.base_model else None
@@ -148,47 +183,26 @@ def run(args) -> dict:
         producer_thread.start()
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, api_version=broker.api_version,
                               metadata_max_age_ms=1000)
-        consumer = LabelsConsumer(kafka, labels_topic, db.engine, LABELS, group_id=f"{labels_topic}-trainer")
         producer = KafkaProducer(**broker.client_kwargs, acks="all")
-        settings = Settings(database={"url": url})
         try:
-            write_labels(db.engine, gold_seed, labeled_by="curator", origin="import")
-            print(f"curator gold set: {len(gold_seed)} labels written once; daemon streaming at "
-                  f"{args.stream_rate} msg/s", flush=True)
-            for k, (records, n_flipped) in enumerate(rounds, 1):
-                for r in records:
-                    producer.send(labels_topic, key=r["message_id"].encode(), value=json.dumps(r).encode())
-                producer.flush()
-                got, deadline = 0, time.monotonic() + 120
-                while got < len(records) and time.monotonic() < deadline:
-                    got += consumer.poll_once(timeout_ms=1000).written
-                t0 = time.monotonic()
-                out = run_once(settings, cfg, engine=db.engine, progress=False)
-                refit_s = time.monotonic() - t0
-                decided_at = db_now(db)
-                act = registry.active(db.engine, cfg.adapter_name)
-                names[out["version"]] = f"r{k}"
-                if out["action"] == "promoted":
-                    promoted.append(out["version"])
-                    after, since = act["metrics"]["gold"]["macro_f1"], act["status_changed_at"]
-                else:
-                    after, since = out["active_gold_macro_f1"], decided_at
-                serving, swap_s = serving_after(db, since, act["version"])
-                results.append({**out, "active_after": after, "serving": serving, "expected": act["version"]})
-                rows.append([k, got, n_flipped, out["gold"], out["gold_slice_ignored"], out["train"], out["action"],
-                             fmt(out["gold_macro_f1"]), fmt(out["active_gold_macro_f1"]), fmt(after),
-                             f"{refit_s:.0f}", names.get(serving, serving or "-"),
-                             "-" if swap_s is None or out["action"] != "promoted" else f"{swap_s:.1f}",
-                             "; ".join(out["reasons"])[:100]])
-                print(c.table(HEADERS, rows[-1:]), flush=True)
+            consumer = LabelsConsumer(kafka, labels_topic, db.engine, LABELS, group_id=f"{labels_topic}-trainer")
+            rounds_loop(args, cfg, db, url, producer, consumer, labels_topic, gold_seed, rounds, rows, results,
+                        promoted, names)
+            consumer.close()
+            stop.set()
+            producer_thread.join(timeout=60)
+            n = produced[0]
+            db.wait_count("s", n, timeout=600, proc=daemon.proc)
+            report = daemon.stop()
+        except BaseException:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()  # leave no daemon behind the dropped database
+                daemon.proc.wait()
+            raise
         finally:
             stop.set()
             producer_thread.join(timeout=60)
             producer.close()
-            consumer.close()
-        n = produced[0] if produced else 0
-        db.wait_count("s", n, timeout=600, proc=daemon.proc)
-        report = daemon.stop()
         with db.engine.connect() as conn:
             n_rows, n_ids = conn.execute(text("select count(*), count(distinct message_id) from predictions")).one()
             ids_ok = conn.execute(text("select count(*) from predictions where message_id = any(:ids)"),
