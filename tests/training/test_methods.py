@@ -9,15 +9,18 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from pydantic import ValidationError
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, BertModel
 
+from models.checks import adapter_sha256
 from models.classifier import SpecClassifier
+from models.loading import load_classifier
 from models.spec import load_spec
 from models.sparta import load_sparta
 from schemas.errors import ConfigError
-from schemas.settings import TrainingSettings, load_settings
+from schemas.settings import ModelSettings, TrainingSettings, load_settings
 from training.errors import TrainingError
 from training.trainer import build_model, encode, fit, predict
 from tests.training.test_refit import synthetic
@@ -91,7 +94,13 @@ def test_sparta_trains_only_sampled_entries_and_reloads_in_peft_sparta_format(ti
     meta = json.loads((out / "sentistream_training.json").read_text())
     assert meta["method"] == "sparta" and meta["hyperparameters"]["sparta_sparsity"] == 0.9
 
-    clf = SpecClassifier(spec_for(tiny_bert_dir, out, "sparta"))
+    # Loaded as the daemon's hot swap does: a spec file with adapter.kind sparta, the registry's
+    # path and sha256 as settings.
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec_for(tiny_bert_dir, None, "sparta").model_dump(mode="json")))
+    clf = load_classifier(ModelSettings(spec_file=spec_file, adapter_path=out, adapter_version="v1",
+                                        adapter_sha256=adapter_sha256(out)))
+    assert clf.adapter_version == "v1"
     texts = [e.text for e in test]
     assert np.abs(clf.classify(texts).probs - trained_probs(res, cfg, test)).max() <= 1e-4
     served = served_state(clf)
