@@ -172,7 +172,7 @@ def fit(
     progress: bool = True,
     on_eval: Callable[[dict], None] | None = None,
 ) -> FitResult:
-    """Train, keep the best validation state, save it as a PEFT adapter in ``out_dir``."""
+    """Train, keep the best validation state, save it in the method's adapter format in ``out_dir``."""
     from transformers import AutoTokenizer
 
     if not train or not val:

@@ -215,3 +215,36 @@ def test_train_cli_with_head_method(tiny_bert_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["train"] > 0
     assert json.loads((out / "sentistream_training.json").read_text())["method"] == "head"
     assert (out / "sparse_deltas.safetensors").is_file()
+
+
+def test_trainer_service_refits_head_only_and_gates_against_the_active_one(database_url, tiny_bert_dir, tmp_path):
+    """`train --once` with method=head: registered with its kind, promoted, and the next refit
+    measures the active (SpaRTA-format) adapter as models/ serves it."""
+    from sklearn.metrics import f1_score
+
+    from schemas.db import make_engine
+    from schemas.settings import Settings
+    from training import registry
+    from training.labels import write_labels
+    from training.service import run_once
+    from training.splits import three_way
+
+    engine = make_engine(database_url)
+    cfg = settings(tiny_bert_dir, "head", learning_rate=5e-2, adapters_dir=tmp_path / "adapters",
+                   reports_dir=tmp_path / "reports", min_new_labels=100, gold_fraction=0.2, val_fraction=0.15)
+    app = Settings(database={"url": database_url})
+    write_labels(engine, synthetic(300, seed=1), labeled_by="test", origin="import")
+    first = run_once(app, cfg, engine=engine, progress=False)
+    assert first["action"] == "promoted", first
+    row = registry.active(engine, cfg.adapter_name)
+    assert row["kind"] == "head" and set(load_sparta(row["artifact_path"]).nonzero) == set(HEAD)
+
+    write_labels(engine, synthetic(150, seed=2, start=1000), labeled_by="test", origin="import")
+    second = run_once(app, cfg.model_copy(update={"promote_margin": 0.5}), engine=engine, progress=False)
+    assert second["action"] == "rejected"
+    _, _, gold = three_way(synthetic(300, seed=1) + synthetic(150, seed=2, start=1000), 0.2, 0.15)
+    clf = SpecClassifier(spec_for(tiny_bert_dir, row["artifact_path"], "sparta"))
+    served = clf.classify([e.text for e in gold]).probs.argmax(1)
+    truth = [cfg.labels.index(e.label) for e in gold]
+    assert second["active_gold_macro_f1"] == pytest.approx(f1_score(truth, served, average="macro"), abs=1e-9)
+    engine.dispose()

@@ -8,16 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from schemas.settings import TrainingSettings
-from training.errors import TrainingError
 from training.methods import sparta
 from training.methods.common import freeze_all_but_head, load_base
 
 HYPERPARAMETERS = ("modules_to_save",)
 
 
-def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
-    if warm_start is not None:
-        raise TrainingError("training.warm_start is not supported for method 'head'; set it to false")
+def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: None = None):
+    """``warm_start`` is never given (see training.methods.NO_WARM_START)."""
     model = load_base(base_dir, labels, serving_init=True)
     model.sentistream_head_init = freeze_all_but_head(model, cfg.modules_to_save)
     return model

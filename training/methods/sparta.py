@@ -42,7 +42,7 @@ def sample(shape: torch.Size, sparsity: float, gen: torch.Generator) -> torch.Te
     return torch.stack(torch.unravel_index(flat, shape), 1)
 
 
-def add_deltas(model: nn.Module, cfg: TrainingSettings, head: dict) -> list[str]:
+def add_deltas(model: nn.Module, cfg: TrainingSettings, head: dict) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     targets = [(name, m) for name, m in model.named_modules()
                if matches(name, cfg.sparta_target_modules) and isinstance(getattr(m, "weight", None), nn.Parameter)
@@ -52,12 +52,10 @@ def add_deltas(model: nn.Module, cfg: TrainingSettings, head: dict) -> list[str]
                             "module with a weight in this base model")
     for name, m in targets:
         parametrize.register_parametrization(m, "weight", SparseDelta(sample(m.weight.shape, cfg.sparta_sparsity, gen)))
-    return [name for name, _ in targets]
 
 
-def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
-    if warm_start is not None:
-        raise TrainingError("training.warm_start is not supported for method 'sparta'; set it to false")
+def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: None = None):
+    """``warm_start`` is never given (see training.methods.NO_WARM_START)."""
     model = load_base(base_dir, labels, serving_init=True)
     model.sentistream_head_init = freeze_all_but_head(model, cfg.modules_to_save)
     add_deltas(model, cfg, model.sentistream_head_init)
