@@ -36,8 +36,7 @@ class SpecClassifier:
             self.generator = GenerateHead(spec, self.tokenizer, spec.prompt.answer_prefix + self.renderer.answer_sep)
             self.head = self.verbalizer if spec.head == "causal_lm_verbalizer" else self.generator
         self.prefix = self._prefix_cache() if spec.head == "causal_lm_verbalizer" else None
-        # After the adapters are applied; the prefix cache keeps the eager backbone (its cached
-        # keys/values are an input compiled graphs would specialise on).
+        # After the adapters are applied; the prefix cache, built above, keeps the eager backbone.
         mode = spec.runtime.compile
         if spec.head == "sequence_classification":
             self.model = compile_forward(self.model, mode, self.device)
