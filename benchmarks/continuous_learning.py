@@ -63,7 +63,9 @@ def plan(args, gold_fraction: float):
     for k in range(args.rounds):
         chunk = pool[k * args.round_size:(k + 1) * args.round_size]
         n_flip = int(args.flip_fraction * len(chunk)) if k + 1 == args.flip_round else 0
-        flipped = set(rng.sample(range(len(chunk)), n_flip))
+        # uniform: symmetric noise over both classes; positive: positives relabelled negative only.
+        candidates = [i for i, e in enumerate(chunk) if args.flip_mode == "uniform" or e.label == "positive"]
+        flipped = set(rng.sample(candidates, n_flip))
         rounds.append(([{"message_id": e.message_id, "text": e.text, "labeled_by": "crowd",
                          "label": LABELS[1 - LABELS.index(e.label)] if i in flipped else e.label}
                         for i, e in enumerate(chunk)], n_flip))
@@ -215,7 +217,7 @@ def run(args) -> dict:
     broker.close()
 
     print(c.table(HEADERS, rows, title=f"continuous learning, {args.rounds} rounds of {args.round_size} crowd "
-                  f"labels (round {args.flip_round}: {args.flip_fraction:.0%} flipped), curator gold set of "
+                  f"labels (round {args.flip_round}: {args.flip_fraction:.0%} flipped, {args.flip_mode}), curator gold set of "
                   f"{len(gold_seed)}; daemon streaming at {args.stream_rate} msg/s"))
     print(c.table(["adapter version served", "rows", "daemon accuracy on streamed SST-2 dev sentences"],
                   accuracy, title="the daemon's predictions by adapter version"))
@@ -249,7 +251,9 @@ def parse(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--round-size", type=int, default=2000)
     ap.add_argument("--flip-round", type=int, default=4)
-    ap.add_argument("--flip-fraction", type=float, default=0.3)
+    ap.add_argument("--flip-fraction", type=float, default=0.3, help="of the round's labels")
+    ap.add_argument("--flip-mode", choices=("uniform", "positive"), default="uniform",
+                    help="which labels are flipped: any, or only positive ones (to negative)")
     ap.add_argument("--gold-size", type=int, default=1000, help="curator labels in the gold slice")
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--stream-rate", type=float, default=10.0, help="messages/s produced to the daemon")
