@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.common import load_texts, machine, median, table
+from benchmarks.common import fmt_runs, load_texts, machine, median, table
 from models.batching import plan_batches
 from models.classifier import SpecClassifier
 from models.hf import SequenceClassifier
@@ -53,7 +53,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(machine())
+    print(machine(), flush=True)
     texts = load_texts(args.n)
     calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
     rows = []
@@ -71,6 +71,8 @@ def main() -> int:
             diff = max(diff, float(np.abs(p_seq - p_ovl).max()))
         seq, ovl = median(rates[False]), median(rates[True])
         rows.append([name, f"{passes:.1f}", f"{seq:.1f}", f"{ovl:.1f}", f"{ovl / seq:.2f}x", f"{diff:.1e}"])
+        print(f"done: {name}: sequential {fmt_runs(rates[False])}, overlapped {fmt_runs(rates[True])} msgs/s",
+              flush=True)
     print(f"{len(texts)} SST-2 sentences in calls of {args.call_size}, token budget {args.token_budget}, "
           f"{args.repeats} repeats, torch threads {args.threads}")
     print(table(["classifier", "passes per call", "sequential msgs/s", "overlapped msgs/s", "ratio",
