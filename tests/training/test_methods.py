@@ -26,7 +26,8 @@ from training.trainer import build_model, encode, fit, predict
 from tests.training.test_refit import synthetic
 
 HEAD = ("classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias")
-TARGETS = [f"bert.encoder.layer.{i}.attention.{m}.weight" for i in (0, 1) for m in ("self.value", "output.dense")]
+TARGETS = [f"bert.encoder.layer.{i}.attention.{m}.weight" for i in (0, 1) for m in ("self.value", "output.dense")] + [
+    "bert.embeddings.word_embeddings.weight"]
 
 
 def settings(base, method: str, **kw) -> TrainingSettings:
@@ -75,11 +76,13 @@ def headless_bert_dir(tiny_bert_dir, tmp_path_factory):
 
 def test_sparta_trains_only_sampled_entries_and_reloads_in_peft_sparta_format(tiny_bert_dir, data, tmp_path):
     train, val, test = data
-    cfg = settings(tiny_bert_dir, "sparta", sparta_sparsity=0.9)
+    # A random tiny base has no useful features: sparse entries of the word embeddings let it learn.
+    cfg = settings(tiny_bert_dir, "sparta", sparta_sparsity=0.5, learning_rate=2e-2, epochs=4, warmup_ratio=0.1,
+                   sparta_target_modules=("value", "attention.output.dense", "word_embeddings"))
     out = tmp_path / "sparta"
     res = fit(cfg, tiny_bert_dir, train, val, out, progress=False)
     losses = [r["train_loss"] for r in res.history]
-    assert losses[-1] < losses[0]
+    assert losses[-1] < 0.8 * losses[0] and res.best["accuracy"] > 0.8
 
     assert {p.name for p in out.iterdir()} == {"config.json", "sparse_deltas.safetensors", "sentistream_training.json"}
     raw = load_file(out / "sparse_deltas.safetensors")
@@ -88,11 +91,11 @@ def test_sparta_trains_only_sampled_entries_and_reloads_in_peft_sparta_format(ti
     adapter = load_sparta(out)
     assert adapter.base_model == str(tiny_bert_dir) and adapter.config["id2label"] == {"0": "negative", "1": "positive"}
     base = base_state(tiny_bert_dir)
-    for n in TARGETS:  # exactly 10% of each target's entries, distinct
+    for n in TARGETS:  # exactly half of each target's entries, distinct
         idx = adapter.indices[n].long()
-        assert idx.shape[0] == round(0.1 * base[n].numel()) == torch.unique(idx, dim=0).shape[0]
+        assert idx.shape[0] == round(0.5 * base[n].numel()) == torch.unique(idx, dim=0).shape[0]
     meta = json.loads((out / "sentistream_training.json").read_text())
-    assert meta["method"] == "sparta" and meta["hyperparameters"]["sparta_sparsity"] == 0.9
+    assert meta["method"] == "sparta" and meta["hyperparameters"]["sparta_sparsity"] == 0.5
 
     # Loaded as the daemon's hot swap does: a spec file with adapter.kind sparta, the registry's
     # path and sha256 as settings.
@@ -110,7 +113,8 @@ def test_sparta_trains_only_sampled_entries_and_reloads_in_peft_sparta_format(ti
             mask = torch.zeros_like(w0, dtype=torch.bool)
             mask[tuple(adapter.indices[name].long().unbind(1))] = True
             assert torch.equal(w[~mask], w0[~mask]), name  # non-selected entries untouched
-            assert (w[mask] != w0[mask]).float().mean() > 0.5, name
+            # Embedding rows of tokens the data never uses get no gradient.
+            assert (w[mask] != w0[mask]).float().mean() > (0.05 if "embeddings" in name else 0.5), name
         elif name in HEAD:
             assert not torch.equal(w, w0), name
         else:
