@@ -10,6 +10,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 
 import structlog
 from kafka import TopicPartition
@@ -31,6 +32,8 @@ from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
 LIVENESS_S = 60.0
+# Poll timeout while the inference worker is busy: bounds how late a finished batch is noticed.
+HOLD_POLL_MS = 5
 
 
 class Daemon:
@@ -112,24 +115,42 @@ class Daemon:
         next_lag = 0.0
         while not self._stop.is_set():
             self._last_loop = time.monotonic()
+            # Hand a due batch to the worker before checkpointing, so inference overlaps the writes.
+            self._submit_due()
             self._deliver_done()
-            wait = self.batcher.wait_left()
-            timeout = poll_ms if wait is None else min(poll_ms, int(wait * 1000))
-            self._poll(timeout)
-            if self.batcher.due():
-                self._submit(self.batcher.take())
+            self._submit_due()
+            self._poll(self._poll_timeout(poll_ms))
+            self._submit_due()
             if self._last_loop >= next_lag:
                 self._update_lag()
                 next_lag = self._last_loop + 1.0
 
+    def _poll_timeout(self, poll_ms: int) -> int:
+        if not self.worker.outbox.empty():
+            return 0  # finished while this loop was checkpointing
+        if not self.worker.idle:
+            # Finished batches wait to be checkpointed and a held batch waits for the worker to
+            # go idle: both are noticed only between polls.
+            return min(poll_ms, HOLD_POLL_MS)
+        wait = self.batcher.wait_left()
+        return poll_ms if wait is None else min(poll_ms, int(wait * 1000))
+
+    def _submit_due(self) -> None:
+        if self.batcher.due(self.worker.idle):
+            self._submit(self.batcher.take())
+
     def _poll(self, timeout_ms: int) -> None:
         limit = self.settings.batch.max_text_chars
         records = self.source.poll(timeout_ms)
+        if not records:
+            return
+        for topic, n in Counter(r.topic for r in records).items():
+            self.metrics.consumed.labels(topic).inc(n)
         for r in records:
-            self.metrics.consumed.labels(r.topic).inc()
             self.batcher.add(decode_record(r, limit))
-            if self.batcher.due():
+            if self.batcher.full():
                 self._submit(self.batcher.take())
+        self._submit_due()
 
     def _submit(self, batch: Batch | None) -> None:
         if batch is None:

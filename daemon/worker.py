@@ -65,6 +65,15 @@ class InferenceWorker:
             return False
         return True
 
+    @property
+    def pending(self) -> int:
+        """Batches submitted and not yet in the outbox (queued or being classified)."""
+        return self._pending
+
+    @property
+    def idle(self) -> bool:
+        return self._pending == 0
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every submitted batch is in the outbox."""
         with self._idle:
@@ -102,6 +111,7 @@ class InferenceWorker:
         results: dict[int, tuple] = {}
         self._classify(clf, texts, attrs, list(range(len(texts))), results)
         labels = clf.labels
+        classified_at = utcnow()  # the whole batch is classified at once
         for idx, item in enumerate(batch.items):
             res = results[idx]
             if isinstance(res, str):
@@ -113,19 +123,20 @@ class InferenceWorker:
                 continue
             row, version, latency_ms = res
             label_id = int(row.argmax())
+            probs = row.tolist()  # Python floats in one call, not one numpy scalar per label
             batch.predictions[idx] = Prediction(
                 message_id=item.msg.id,
                 label=labels[label_id],
                 label_id=label_id,
-                scores={name: float(p) for name, p in zip(labels, row)},
-                confidence=float(row[label_id]),
+                scores=dict(zip(labels, probs)),
+                confidence=probs[label_id],
                 model_version=clf.model_version,
                 adapter_version=version,
                 latency_ms=latency_ms,
                 source=item.msg.source,
                 lang=item.msg.lang,
                 received_at=_ms_to_dt(item.timestamp_ms),
-                classified_at=utcnow(),
+                classified_at=classified_at,
             )
 
     @staticmethod
