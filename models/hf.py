@@ -58,7 +58,7 @@ class SequenceClassifier:
         model_version: str | None = None,
         token_budget: int = 256,
         compile: CompileMode = "none",
-        overlap_host_work: bool = True,
+        overlap_host_work: bool = False,
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():

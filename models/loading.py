@@ -35,8 +35,9 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
         changes["device"] = settings.device
     if "max_length" in given:
         changes["max_length"] = settings.max_length
-    if "compile" in given:
-        changes["runtime.compile"] = settings.compile
+    for name in ("compile", "overlap_host_work"):
+        if name in given:
+            changes[f"runtime.{name}"] = getattr(settings, name)
     for name in ("adapters", "routes"):
         if getattr(settings, name) is not None:
             changes[name] = [dict(x) for x in getattr(settings, name)]
@@ -66,6 +67,7 @@ def load_classifier(settings: ModelSettings) -> Classifier:
             max_length=settings.max_length,
             model_version="all-MiniLM-L6-v2",
             compile=settings.compile,
+            overlap_host_work=settings.overlap_host_work,
         )
     return SequenceClassifier(
         settings.path,
@@ -75,4 +77,5 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         device=settings.device,
         max_length=settings.max_length,
         compile=settings.compile,
+        overlap_host_work=settings.overlap_host_work,
     )

@@ -156,8 +156,9 @@ class RuntimeSpec(_Frozen):
     # torch.compile the forward (dynamic shapes): slower start-up, faster steady state on GPU.
     # "reduce-overhead" adds CUDA graphs (falls back to "default" off CUDA).
     compile: CompileMode = "none"
-    # Build the next forward pass's inputs (padding, tensors, pinned copy) in a background thread.
-    overlap_host_work: bool = True
+    # Build the next forward pass's inputs (padding, tensors, pinned copy) in a background thread;
+    # off until a gain is measured (benchmarks/RESULTS.md).
+    overlap_host_work: bool = False
 
     @field_validator("compile", mode="before")
     @classmethod

@@ -165,6 +165,10 @@ class ModelSettings(_Section):
         default="none", description="torch.compile the model forward: `default`, or `reduce-overhead` (adds CUDA "
         "graphs; `default` off CUDA). Set explicitly, it overrides a spec's runtime.compile.",
     )
+    overlap_host_work: bool = Field(
+        default=False, description="Build the next forward pass's inputs in a background thread while the current "
+        "one runs. Set explicitly, it overrides a spec's runtime.overlap_host_work.",
+    )
 
     @field_validator("spec_file")
     @classmethod

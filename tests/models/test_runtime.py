@@ -79,8 +79,8 @@ def test_overlapped_sub_batches_equal_sequential(preset, arch, prefix_cache, tin
     spec = preset_on(preset, base, **{"adapter.path": tmp_path / "adapter", "quantization.mode": "none",
                                       "runtime.token_budget": 96, "runtime.prefix_cache": prefix_cache})
     texts = random_texts(60, seed=21)
-    overlapped = SpecClassifier(spec)
-    sequential = SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": False}))
+    overlapped = SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": True}))
+    sequential = SpecClassifier(spec)
     assert overlapped.prefetcher is not None and sequential.prefetcher is None
     assert (overlapped.prefix is not None) == prefix_cache
     assert _sub_batches(overlapped, texts) >= 4
@@ -91,8 +91,8 @@ def test_overlapped_sub_batches_equal_sequential(preset, arch, prefix_cache, tin
 
 def test_plain_sequence_classifier_overlapped_equals_sequential(tiny_bert_dir):
     texts = random_texts(50, seed=22)
-    overlapped = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64)
-    sequential = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64, overlap_host_work=False)
+    overlapped = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64, overlap_host_work=True)
+    sequential = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64)
     lengths = [len(x) for x in overlapped.tokenizer(texts)["input_ids"]]
     assert len(plan_batches(lengths, 64)) >= 4
     assert np.abs(overlapped.classify(texts).probs - sequential.classify(texts).probs).max() <= 1e-6
@@ -110,11 +110,13 @@ def test_bad_compile_value_fails_naming_the_setting(tiny_base):
         load_settings(model={"compile": "fastest"})
 
 
-def test_compile_setting_overrides_the_spec_and_old_switch_values_still_parse(tiny_base):
+def test_runtime_settings_override_the_spec_and_old_compile_switch_values_still_parse(tiny_base):
     base = tiny_base("gpt2")
     assert spec_from_settings(ModelSettings(preset="s4", path=base)).runtime.compile == "none"
     spec = spec_from_settings(ModelSettings(preset="s4", path=base, compile="reduce-overhead"))
     assert spec.runtime.compile == "reduce-overhead"
+    assert not spec.runtime.overlap_host_work
+    assert spec_from_settings(ModelSettings(preset="s4", path=base, overlap_host_work=True)).runtime.overlap_host_work
     assert preset_on("s4", base, **{"runtime.compile": True}).runtime.compile == "default"
     assert preset_on("s4", base, **{"runtime.compile": False}).runtime.compile == "none"
 
