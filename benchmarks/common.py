@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -99,6 +100,7 @@ class Broker:
         self.api_version = API_VERSION
         self.client_kwargs = {"bootstrap_servers": self.bootstrap_servers,
                               "api_version": tuple(int(p) for p in API_VERSION.split("."))}
+        self.ready = threading.Event()
 
     def topics(self, tag: str, partitions: int = 1) -> dict[str, str]:
         suffix = uuid.uuid4().hex[:6]
@@ -137,6 +139,26 @@ class Broker:
         rate = (n - first_n) / (time.perf_counter() - t_first)
         c.close()
         return rate
+
+    def delivery_latencies(self, topic: str, expect: int, timeout: float = 300) -> list[float]:
+        """Record timestamp → kafka-python consumer delivery (ms) for the next ``expect`` records,
+        with the daemon consumer's fetch defaults: the broker's part of the end-to-end latency."""
+        c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="latest",
+                          enable_auto_commit=False, isolation_level="read_committed")
+        while not c.assignment():
+            c.poll(timeout_ms=100)
+        c.seek_to_end()
+        for tp in c.assignment():
+            c.position(tp)  # resolve "end" now, before the producer starts
+        self.ready.set()
+        out: list[float] = []
+        end = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < end:
+            for records in c.poll(timeout_ms=100).values():
+                now = time.time() * 1000
+                out += [now - r.timestamp for r in records]
+        c.close()
+        return out
 
     def appended(self, topic: str) -> int:
         """Records ever appended to ``topic`` (sum of end offsets; no transaction markers in

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -36,7 +37,8 @@ class Sizes:
     latency_seconds: float = 20.0
     scale_tokens: tuple[int, ...] = (16, 64, 256)
     scale_batches: tuple[int, ...] = (1, 8, 32, 128)
-    scale_min_messages: dict[int, int] = field(default_factory=lambda: {16: 512, 64: 256, 256: 96})
+    # Least messages per run (and at least 4 batches): section 6 with 3 reps in ~15 minutes on 2 cores.
+    scale_min_messages: dict[int, int] = field(default_factory=lambda: {16: 256, 64: 128, 256: 48})
 
 
 QUICK = Sizes(reps=1, eff_messages=96, naive_messages=24, capacity_messages=600, db_rows=600,
@@ -57,25 +59,55 @@ class Row:
     runs: str = ""
 
 
-def raw_rate(clf, texts: list[str], batch: int) -> float:
-    """In-process classifier throughput, tokenization included, same batches as the daemon's.
+class RawClassifier:
+    """The classifier in this process, run as the daemon process runs it: warmed up in the main
+    thread (as benchmarks/daemon_proc.py does), then every batch on one long-lived worker thread
+    (as the daemon's inference worker).
 
-    Run in a thread of its own, as the daemon's inference worker runs: on this machine torch's
-    intra-op parallelism behaves very differently in the main thread under CPU contention."""
-    chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
-    result: list[float] = []
+    Both matter on a shared machine, most likely through libgomp (torch's intra-op threads): it
+    spins at each barrier far longer (GOMP_SPINCOUNT 300k vs 1k) while a process has no more
+    OpenMP threads than cores, which the main thread's team tips over; a spinning thread starves
+    the one it waits for when other jobs share the cores. Run on fresh threads without the
+    main-thread warm-up, the scale law's raw side measured 1-12 msg/s where the daemon did 30-170.
+    """
 
-    def work() -> None:
-        clf.classify(chunks[0])  # the daemon's first batch is excluded too
-        t0 = time.perf_counter()
-        for chunk in chunks[1:]:
-            clf.classify(chunk)
-        result.append(sum(len(ch) for ch in chunks[1:]) / (time.perf_counter() - t0))
+    def __init__(self, clf, warm_up: list[str]) -> None:
+        self.clf = clf
+        clf.classify(warm_up)
+        self._jobs: queue.Queue = queue.Queue()
+        self._done: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="raw-classifier", daemon=True)
+        self._thread.start()
 
-    t = threading.Thread(target=work, name="raw-classifier")
-    t.start()
-    t.join()
-    return result[0]
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._done.put(job())
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                self._done.put(e)
+
+    def rate(self, texts: list[str], batch: int) -> tuple[float, float]:
+        """Throughput (msg/s) and this process's CPU ms per message, tokenization included, in the
+        daemon's batches; the first batch is excluded, as the daemon's first write is."""
+        chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
+
+        def work() -> tuple[float, float]:
+            self.clf.classify(chunks[0])
+            n = sum(len(ch) for ch in chunks[1:])
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            for chunk in chunks[1:]:
+                self.clf.classify(chunk)
+            return n / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1000 / n
+
+        self._jobs.put(work)
+        out = self._done.get()
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
 
 
 def naive_rate(broker: c.Broker, db: c.Db, db_url: str, texts: list[str], prefix: str) -> float:
@@ -95,15 +127,14 @@ def model_sections(sz: Sizes, broker: c.Broker, db: c.Db, db_url: str, sections:
     from schemas.settings import ModelSettings
 
     texts = c.load_texts(sz.eff_messages)
-    clf = load_classifier(ModelSettings())
-    clf.classify(texts[:BATCH])
+    raw = RawClassifier(load_classifier(ModelSettings()), texts[:BATCH])
     topics = broker.topics("model")
     daemon = c.DaemonProcess(c.daemon_settings(broker, db_url, topics, max_size=BATCH))
     raws, ours, naives, expected = [], [], [], 0
     try:
         for rep in range(sz.reps):
             if sections & {"1", "2"}:
-                raws.append(raw_rate(clf, texts, BATCH))
+                raws.append(raw.rate(texts, BATCH)[0])
                 prefix = f"eff{rep}-"
                 broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)))
                 produced = time.time()
@@ -128,10 +159,11 @@ def model_sections(sz: Sizes, broker: c.Broker, db: c.Db, db_url: str, sections:
                     _met(c.median(ratios) >= 3), c.fmt_runs(ratios, 2)),
             ]
         if "4" in sections:
-            capacity = c.median(ours) if ours else raw_rate(clf, texts, BATCH)
+            capacity = c.median(ours) if ours else raw.rate(texts, BATCH)[0]
             rows += latency(sz, broker, db, topics, capacity * 0.5, daemon)
             expected += int(capacity * 0.5 * sz.latency_seconds) * sz.reps
     finally:
+        raw.close()
         report = daemon.stop()
     out_records = broker.appended(topics["output"])
     committed = broker.committed_equals_end(topics["group"], topics["input"])
@@ -146,20 +178,31 @@ def model_sections(sz: Sizes, broker: c.Broker, db: c.Db, db_url: str, sections:
 
 
 def latency(sz: Sizes, broker, db, topics, rate: float, daemon) -> list[Row]:
-    p50s, p99s = [], []
+    p50s, p99s, b50s, b99s = [], [], [], []
     for rep in range(sz.reps):
         prefix = f"lat{rep}-"
         n = int(rate * sz.latency_seconds)
         texts = c.load_texts(n)
+        # A plain consumer on the same stream: how much of the latency is the broker's delivery.
+        floor: list[float] = []
+        broker.ready.clear()
+        watcher = threading.Thread(target=lambda: floor.extend(broker.delivery_latencies(topics["input"], n)))
+        watcher.start()
+        broker.ready.wait(60)
         broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)), rate=rate)
         db.wait_count(prefix, n, timeout=300, proc=daemon.proc)
+        watcher.join()
         lat = db.latencies_ms(prefix)
         p50s.append(float(np.percentile(lat, 50)))
         p99s.append(float(np.percentile(lat, 99)))
+        b50s.append(float(np.percentile(floor, 50)))
+        b99s.append(float(np.percentile(floor, 99)))
     return [
         Row("4", f"offered load (msg/s, 50% of daemon rate), {sz.latency_seconds:.0f} s per run", f"{rate:.1f}"),
         Row("4", "end-to-end latency p50 (ms)", f"{c.median(p50s):.0f}", runs=c.fmt_runs(p50s, 0)),
         Row("4", "end-to-end latency p99 (ms)", f"{c.median(p99s):.0f}", runs=c.fmt_runs(p99s, 0)),
+        Row("4", "broker delivery alone, plain consumer, p50 (ms)", f"{c.median(b50s):.0f}", runs=c.fmt_runs(b50s, 0)),
+        Row("4", "broker delivery alone, plain consumer, p99 (ms)", f"{c.median(b99s):.0f}", runs=c.fmt_runs(b99s, 0)),
     ]
 
 
@@ -215,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sections", default="1,2,3,4,5,6", help="comma-separated subset of 1..6")
     ap.add_argument("--reps", type=int, default=None, help="repetitions per measure (default 3; quick 1)")
     ap.add_argument("--scale-messages", default=None,
-                    help="(6) least messages per run at 16,64,256 tokens, e.g. 64,32,16 (default 512,256,96)")
+                    help="(6) least messages per run at 16,64,256 tokens, e.g. 64,32,16 (default 256,128,48)")
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     if args.scale_messages:
