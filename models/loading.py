@@ -10,6 +10,8 @@ from models.spec import ModelSpec, load_spec
 from schemas.settings import ModelSettings
 
 DEFAULT_LABELS = ("negative", "positive")
+# The offline default as a spec; the plain set-up borrows it to serve SpaRTA-format adapters.
+DEFAULT_PRESET = "minilm-lora-sst2"
 
 
 def default_model_dir() -> Path:
@@ -52,11 +54,37 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
     return spec
 
 
+def is_sparta_dir(path: Path | None) -> bool:
+    from models.sparta.format import DELTAS_FILE
+
+    return path is not None and (Path(path) / DELTAS_FILE).is_file()
+
+
+def plain_sparta_spec(settings: ModelSettings) -> ModelSpec:
+    """The plain set-up (no preset, no spec file) with a SpaRTA-format adapter, such as the trainer's
+    ``sparta`` and ``head`` methods write: sequence classification on ``model.path`` or MiniLM."""
+    labels = settings.labels or DEFAULT_LABELS
+    changes: dict = {
+        "name": "plain-sparta",
+        "labels": [{"id": i, "name": n} for i, n in enumerate(labels)],
+        "adapter": {"kind": "sparta", "path": settings.adapter_path, "version": settings.adapter_version,
+                    "sha256": settings.adapter_sha256},
+        "adapters": [dict(x) for x in settings.adapters or ()],
+        "routes": [dict(x) for x in settings.routes or ()],
+        "device": settings.device, "max_length": settings.max_length,
+        "runtime.compile": settings.compile, "runtime.overlap_host_work": settings.overlap_host_work,
+    }
+    if settings.path is not None:
+        changes["base"] = {"id": str(settings.path)}
+    return load_spec(DEFAULT_PRESET).with_overrides(**changes)
+
+
 def load_classifier(settings: ModelSettings) -> Classifier:
-    if settings.preset is not None or settings.spec_file is not None:
+    if settings.preset is not None or settings.spec_file is not None or is_sparta_dir(settings.adapter_path):
         from models.classifier import SpecClassifier
 
-        return SpecClassifier(spec_from_settings(settings))
+        plain = settings.preset is None and settings.spec_file is None
+        return SpecClassifier(plain_sparta_spec(settings) if plain else spec_from_settings(settings))
     if settings.path is None:
         return SequenceClassifier(
             default_model_dir(),

@@ -147,6 +147,14 @@ def test_head_only_changes_only_the_head_and_reloads(tiny_bert_dir, headless_ber
     assert set(base) == set(served)
     changed = {n for n in base if not torch.equal(base[n], served[n])}
     assert changed == set(HEAD)
+    # The plain set-up (no preset, no spec file) recognises the SpaRTA-format files, as the hot swap
+    # must when the trainer promotes a head-only or SpaRTA adapter.
+    plain = load_classifier(ModelSettings(path=base_dir, adapter_path=out, adapter_version="v2", device="cpu",
+                                          max_length=16))
+    assert isinstance(plain, SpecClassifier)
+    result = plain.classify([e.text for e in test])
+    assert np.abs(result.probs - trained_probs(res, cfg, test)).max() <= 1e-4
+    assert set(result.adapter_versions) == {"v2"}
 
 
 def test_qlora_trains_on_a_4bit_base_and_reloads_on_the_same_base(tiny_bert_dir, data, tmp_path):
