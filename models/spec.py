@@ -237,8 +237,6 @@ class ModelSpec(_Frozen):
         return parse_spec(data, f"spec {self.name!r} with overrides {sorted(changes)}")
 
 
-
-
 def _presets_dir():
     return resources.files("models") / "presets"
 

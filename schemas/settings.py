@@ -156,7 +156,7 @@ class ModelSettings(_Section):
     adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     # Multi-adapter serving on one base (LoRA): replace the spec's ``adapters`` / ``routes`` when set.
     adapters: tuple[dict[str, str], ...] | None = Field(
-        default=None, description='More LoRA adapters on the same base: [{"name", "path", "version", "sha256"}].',
+        default=None, description='More adapters (of the default adapter kind) on the same base: [{"name", "path", "version", "sha256"}].',
     )
     routes: tuple[dict[str, str], ...] | None = Field(
         default=None, description='Adapter per message, first match wins: [{"adapter", "source", "lang", "topic"}].',
@@ -261,6 +261,11 @@ class TrainingSettings(_Section):
     primary_metric: str = "macro_f1"
     promote_margin: float = Field(default=0.0, ge=0)
     recall_tolerance: float = Field(default=0.02, ge=0, le=1)
+    label_noise_tolerance: float = Field(
+        default=0.15, ge=0, le=1,
+        description="Reject a refit when the active adapter contradicts the new labels more often than its "
+        "gold-set error rate plus this much (a sign of noisy labels); 1 disables the check.",
+    )
     # Trainer loop.
     interval_s: float = Field(default=300.0, gt=0)
     min_new_labels: int = Field(default=200, gt=0)

@@ -12,10 +12,14 @@ class Decision:
 
 
 def decide(candidate: dict, active: dict | None, *, metric: str = "macro_f1", margin: float = 0.0,
-           recall_tolerance: float = 0.02) -> Decision:
-    """Promote only if ``metric`` beats the active adapter by more than ``margin`` on the gold set
-    and no class's recall drops by more than ``recall_tolerance``. Both dicts are gold-set metrics
-    from :func:`training.metrics.compute_metrics`, measured on the same gold set."""
+           recall_tolerance: float = 0.02, new_label_error: float | None = None,
+           label_noise_tolerance: float = 1.0) -> Decision:
+    """Promote only if ``metric`` beats the active adapter by more than ``margin`` on the gold set,
+    no class's recall drops by more than ``recall_tolerance``, and the new labels look as clean as
+    the gold set: ``new_label_error`` (the share of the labels since the last refit that the active
+    adapter contradicts) may exceed the active adapter's gold-set error by ``label_noise_tolerance``
+    at most. ``candidate`` and ``active`` are metrics from :func:`training.metrics.compute_metrics`,
+    measured on the same gold set."""
     if metric not in candidate:
         raise KeyError(f"primary metric {metric!r} is not among the computed metrics {sorted(candidate)}")
     if active is None:
@@ -36,4 +40,11 @@ def decide(candidate: dict, active: dict | None, *, metric: str = "macro_f1", ma
             ok = False
             reasons.append(f"recall of {name!r} drops {drop:.4f} ({pa['recall']:.4f} -> {pc['recall']:.4f}), "
                            f"tolerance {recall_tolerance:g}")
+    if new_label_error is not None:
+        gold_error = 1.0 - active["accuracy"]
+        if new_label_error > gold_error + label_noise_tolerance:
+            ok = False
+            reasons.append(f"the active adapter contradicts {new_label_error:.1%} of the new labels against "
+                           f"{gold_error:.1%} of the gold set (tolerance {label_noise_tolerance:g}): noisy labels? "
+                           "If they are right (e.g. a new kind of message), raise training.label_noise_tolerance")
     return Decision(ok, reasons)

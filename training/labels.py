@@ -96,6 +96,12 @@ def count_since(engine: Engine, watermark: int) -> int:
         return int(c.execute(select(func.count()).select_from(L).where(L.c.id > watermark)).scalar())
 
 
+def ids_since(engine: Engine, watermark: int) -> set[str]:
+    """Message ids labelled after ``watermark``."""
+    with engine.connect() as c:
+        return set(c.execute(select(L.c.message_id).where(L.c.id > watermark)).scalars())
+
+
 def load_examples(engine: Engine, labels: Sequence[str]) -> tuple[list[Example], int]:
     """Every usable label (text from the row, else from predictions), oldest first by labeled_at;
     and the watermark (highest labels.id read)."""

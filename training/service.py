@@ -67,8 +67,11 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
         return {"action": "skipped", "new_labels": new, "min_new_labels": cfg.min_new_labels}
     examples, wm = label_store.load_examples(engine, cfg.labels)
     train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction, cfg.gold_labelers)
+    fresh = label_store.ids_since(engine, watermark)
     # Messages in the gold slice labelled only by untrusted labelers (0 without gold_labelers).
     ignored = len({e.message_id for e in examples}) - len(train) - len(val) - len(gold)
+    # The newest labels the refit learns from, checked against the active adapter (noisy labels?).
+    new_train = [e for e in train if e.message_id in fresh]
     train = window(train, cfg)
     if not gold:
         why = (f"no labels by {list(cfg.gold_labelers)} in the gold slice" if cfg.gold_labelers
@@ -84,10 +87,16 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
     res = fit(cfg, base, train, val, out, warm_start=warm, progress=progress)
     cand_gold = evaluate_examples(res.model, res.tokenizer, gold, cfg.labels, cfg.max_length)
     act_gold = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold) if act else None
+    act_new = (evaluate_adapter(cfg, base, Path(act["artifact_path"]), new_train)
+               if act and new_train and cfg.label_noise_tolerance < 1 else None)
+    new_label_error = 1.0 - act_new["accuracy"] if act_new else None
     decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
-                      recall_tolerance=cfg.recall_tolerance)
+                      recall_tolerance=cfg.recall_tolerance, new_label_error=new_label_error,
+                      label_noise_tolerance=cfg.label_noise_tolerance)
     metrics = {"gold": cand_gold, "val": res.best, "active_gold": act_gold, "history": res.history,
-               "counts": {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": ignored},
+               "counts": {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": ignored,
+                          "new_labels_checked": len(new_train)},
+               "new_label_error": new_label_error,
                "fit_seconds": res.seconds}
     registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
                       artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=metrics,
@@ -104,7 +113,7 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
     return {"action": "promoted" if decision.promote else "rejected", "version": version,
             "reasons": decision.reasons, f"gold_{pm}": cand_gold[pm],
             f"active_gold_{pm}": act_gold[pm] if act_gold else None, "gold": len(gold), "train": len(train),
-            "val": len(val), "gold_slice_ignored": ignored, "watermark": wm}
+            "val": len(val), "gold_slice_ignored": ignored, "new_label_error": new_label_error, "watermark": wm}
 
 
 def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,

@@ -23,6 +23,16 @@ def metrics(y_true, y_pred):
 TRUE = [0] * 10 + [1] * 10 + [2] * 10
 
 
+def test_new_labels_the_active_adapter_contradicts_far_more_than_gold_are_rejected():
+    active = metrics(TRUE, [0] * 8 + [1] * 2 + [1] * 8 + [2] * 2 + [2] * 8 + [0] * 2)  # gold error 0.2
+    cand = metrics(TRUE, [0] * 9 + [1] + [1] * 9 + [2] + [2] * 9 + [0])
+    assert decide(cand, active, new_label_error=0.3, label_noise_tolerance=0.15).promote
+    d = decide(cand, active, new_label_error=0.4, label_noise_tolerance=0.15)
+    assert not d.promote
+    assert "contradicts 40.0% of the new labels against 20.0% of the gold set" in d.reasons[-1]
+    assert decide(cand, active, new_label_error=0.9).promote  # tolerance 1: the check is off
+
+
 def test_better_candidate_is_promoted():
     active = metrics(TRUE, [0] * 8 + [1] * 2 + [1] * 8 + [2] * 2 + [2] * 8 + [0] * 2)
     cand = metrics(TRUE, [0] * 9 + [1] + [1] * 9 + [2] + [2] * 9 + [0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -70,7 +71,8 @@ def test_refit_promotes_then_gates(database_url, cfg):
     train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction)
     assert gold and not {e.message_id for e in gold} & {e.message_id for e in train + val}
     counts = row["metrics"]["counts"]
-    assert counts == {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": 0}
+    assert counts == {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": 0,
+                      "new_labels_checked": len(train)}
 
     # Reloaded through models/: the classification head survives, predictions match the gold metrics.
     clf = SequenceClassifier(cfg.base_model, adapter_dir=adapter_dir, adapter_version=row["version"],
@@ -93,4 +95,22 @@ def test_refit_promotes_then_gates(database_url, cfg):
     cand = registry.get(engine, second["version"])
     assert cand["status"] == "rejected" and cand["parent_version"] == first["version"]
     assert cand["metrics"]["active_gold"]["macro_f1"] == second["active_gold_macro_f1"]
+    engine.dispose()
+
+
+def test_refit_rejects_a_round_of_noisy_labels(database_url, cfg):
+    engine = make_engine(database_url)
+    settings = Settings(database={"url": database_url})
+    write_labels(engine, synthetic(400, seed=1), labeled_by="test", origin="import")
+    assert run_once(settings, cfg, engine=engine, progress=False)["action"] == "promoted"
+    # Every new label flipped: the active adapter contradicts them far more often than it errs on gold.
+    flip = {"negative": "positive", "positive": "negative"}
+    noisy = [replace(e, label=flip[e.label]) for e in synthetic(150, seed=2, start=1000)]
+    write_labels(engine, noisy, labeled_by="crowd", origin="import")
+    second = run_once(settings, cfg, engine=engine, progress=False)
+    assert second["action"] == "rejected", second
+    assert second["new_label_error"] > 0.5
+    assert any("noisy labels?" in r for r in second["reasons"]), second["reasons"]
+    row = registry.get(engine, second["version"])
+    assert row["metrics"]["counts"]["new_labels_checked"] > 0
     engine.dispose()
