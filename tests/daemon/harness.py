@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -107,6 +111,50 @@ def wait_for(cond: Callable[[], bool], timeout: float, interval: float = 0.2) ->
             return True
         time.sleep(interval)
     return cond()
+
+
+def daemon_env(broker, database_url, topics, model_dir, **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    env |= {
+        "SENTISTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SENTISTREAM_KAFKA__DELIVERY": broker.delivery,
+        "SENTISTREAM_KAFKA__INPUT_TOPICS": f'["{topics["input"]}"]',
+        "SENTISTREAM_KAFKA__OUTPUT_TOPIC": topics["output"],
+        "SENTISTREAM_KAFKA__DEAD_LETTER_TOPIC": topics["dlq"],
+        "SENTISTREAM_KAFKA__GROUP_ID": topics["group"],
+        "SENTISTREAM_KAFKA__TRANSACTIONAL_ID": topics["group"] + "-tx",
+        # A killed member's session must expire before its successor is assigned the partitions.
+        "SENTISTREAM_KAFKA__SESSION_TIMEOUT_MS": "6000",
+        "SENTISTREAM_DATABASE__URL": database_url,
+        "SENTISTREAM_MODEL__PATH": str(model_dir),
+        "SENTISTREAM_BATCH__MAX_SIZE": "32",
+        "SENTISTREAM_BATCH__MAX_WAIT_MS": "20",
+        "SENTISTREAM_OBSERVABILITY__HTTP_PORT": "0",
+        "SENTISTREAM_OBSERVABILITY__LOG_LEVEL": "WARNING",
+        "SENTISTREAM_SHUTDOWN_TIMEOUT_S": "30",
+    }
+    if broker.api_version:
+        env["SENTISTREAM_KAFKA__API_VERSION"] = broker.api_version
+    return env | extra
+
+
+def start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "schemas.cli", "run"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_stream(env: dict[str, str], done: Callable[[], int], n: int, broker, topics: dict[str, str],
+                  timeout: float) -> None:
+    """Restart the daemon, wait until ``done()`` reaches ``n`` and the group's committed offsets
+    cover ``n`` records, then stop it with SIGTERM, which must exit 0."""
+    proc = start(env)
+    try:
+        assert wait_for(lambda: done() >= n, timeout=timeout), f"only {done()} of {n}"
+        assert wait_for(lambda: sum(v or 0 for v in committed_and_end(
+            broker, topics["group"], topics["input"])[0].values()) >= n, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.stderr.read().decode()[-2000:]
 
 
 class DaemonThread:

@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REAL_KAFKA
-from tests.daemon.harness import committed_and_end, count, make_topics, produce, read_topic, tweet, wait_for
-from tests.daemon.test_process import daemon_env, start
+from tests.daemon.harness import (
+    committed_and_end, count, daemon_env, finish_stream, make_topics, produce, read_topic, start, tweet, wait_for,
+)
 
 # 9-11 minutes on the shared, busy 2-core dev VM (load ~9): more than the 600 s default timeout.
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -56,14 +57,7 @@ def test_twenty_sigkills_lose_and_duplicate_nothing(broker, topic_names, databas
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert done() < N, "the stream finished before the last kill; every kill must land mid-stream"
-    proc = start(env)
-    try:
-        assert wait_for(lambda: done() >= N, timeout=420), f"only {done()} of {N}"
-        assert wait_for(lambda: sum(v or 0 for v in committed_and_end(
-            broker, topics["group"], topics["input"])[0].values()) >= N, timeout=60)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, proc.stderr.read().decode()[-2000:]
+    finish_stream(env, done, N, broker, topics, timeout=420)
 
     assert count(database_url, "select count(*) from predictions") == N - n_bad
     assert count(database_url, "select count(distinct message_id) from predictions") == N - n_bad

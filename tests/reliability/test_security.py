@@ -27,8 +27,9 @@ from models.loading import load_classifier
 from schemas.errors import ConfigError
 from schemas.messages import DeadLetter
 from schemas.settings import DatabaseSettings, KafkaSettings, ModelSettings, Settings, load_settings
-from tests.daemon.harness import DaemonThread, count, make_settings, make_topics, produce, tweet, wait_for
-from tests.daemon.test_process import daemon_env, start
+from tests.daemon.harness import (
+    DaemonThread, count, daemon_env, make_settings, make_topics, produce, start, tweet, wait_for,
+)
 from tests.factories import build_lora_adapter
 
 DB_PASSWORD = "pg-S3CRET-7f3a9"
