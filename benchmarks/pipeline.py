@@ -64,11 +64,12 @@ class RawClassifier:
     thread (as benchmarks/daemon_proc.py does), then every batch on one long-lived worker thread
     (as the daemon's inference worker).
 
-    Both matter on a shared machine, most likely through libgomp (torch's intra-op threads): it
-    spins at each barrier far longer (GOMP_SPINCOUNT 300k vs 1k) while a process has no more
-    OpenMP threads than cores, which the main thread's team tips over; a spinning thread starves
-    the one it waits for when other jobs share the cores. Run on fresh threads without the
-    main-thread warm-up, the scale law's raw side measured 1-12 msg/s where the daemon did 30-170.
+    Both matter on a shared machine, through libgomp (torch's intra-op threads): it spins at each
+    barrier far longer (GOMP_SPINCOUNT 300k vs 1k) while a process has no more OpenMP threads than
+    cores, which the main thread's team tips over; a spinning thread starves the one it waits for
+    when other jobs share the cores. Measured at load 4-10, batches of 8: fresh thread, no
+    main-thread warm-up 3-23 msg/s; the same with GOMP_SPINCOUNT=1000 69-96; with the warm-up
+    66-169 (see RESULTS.md).
     """
 
     def __init__(self, clf, warm_up: list[str]) -> None:
