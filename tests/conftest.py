@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,6 +128,14 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"datasets not found at {DATA_DIR} (set SENTISTREAM_DATA_DIR)")
     return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_daemons() -> Iterator[None]:
+    yield
+    harness = sys.modules.get("tests.daemon.harness")
+    if harness is not None:
+        harness.kill_leftovers()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -138,9 +138,24 @@ def daemon_env(broker, database_url, topics, model_dir, **extra) -> dict[str, st
     return env | extra
 
 
+_started: list[subprocess.Popen] = []
+
+
 def start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "schemas.cli", "run"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "schemas.cli", "run"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _started.append(proc)
+    return proc
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every daemon process a test started and left running (a failed assertion skips its
+    stop), so a failed attempt cannot keep consuming CPU through the reruns and later tests."""
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def finish_stream(env: dict[str, str], done: Callable[[], int], n: int, broker, topics: dict[str, str],
