@@ -55,9 +55,10 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
 
 
 def is_sparta_dir(path: Path | None) -> bool:
-    from models.sparta.format import DELTAS_FILE
+    """A peft-sparta-format adapter directory (not a PEFT one)."""
+    from models.sparta.format import CONFIG_FILE, DELTAS_FILE
 
-    return path is not None and (Path(path) / DELTAS_FILE).is_file()
+    return path is not None and (Path(path) / DELTAS_FILE).is_file() and (Path(path) / CONFIG_FILE).is_file()
 
 
 def plain_sparta_spec(settings: ModelSettings) -> ModelSpec:

@@ -20,6 +20,7 @@ import structlog
 import torch
 from tqdm.auto import tqdm
 
+from models.loading import is_sparta_dir
 from schemas.settings import TrainingSettings
 from training import methods
 from training.errors import TrainingError
@@ -144,7 +145,7 @@ def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor 
 def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
     """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start``, the adapter there
     on top; a SpaRTA-format one is merged into the base (the gate evaluates active adapters so)."""
-    if warm_start is not None and methods.is_sparta_dir(warm_start):
+    if warm_start is not None and is_sparta_dir(warm_start):
         from models.sparta import load_sparta, merge_sparta
         from training.methods.common import load_base
 
@@ -177,7 +178,7 @@ def fit(
 
     if not train or not val:
         raise TrainingError(f"need training and validation examples, got {len(train)} and {len(val)}")
-    if warm_start is not None and (cfg.method in methods.NO_WARM_START or methods.is_sparta_dir(warm_start)):
+    if warm_start is not None and (cfg.method in methods.NO_WARM_START or is_sparta_dir(warm_start)):
         raise TrainingError(f"training.warm_start: cannot continue from {warm_start} with method {cfg.method!r} "
                             "(SpaRTA-format adapters hold deltas against the base); set warm_start to false")
     t0 = time.monotonic()

@@ -10,7 +10,6 @@ method's, and ``save`` the result in the on-disk format the daemon serves.
 from __future__ import annotations
 
 from importlib import import_module
-from pathlib import Path
 from types import ModuleType
 
 # Their adapters store deltas against the untouched base, so training cannot start from one.
@@ -20,8 +19,3 @@ NO_WARM_START = ("sparta", "head")
 def method(name: str) -> ModuleType:
     return import_module(f"training.methods.{name}")
 
-
-def is_sparta_dir(path: Path) -> bool:
-    from models.sparta.format import CONFIG_FILE, DELTAS_FILE
-
-    return (Path(path) / DELTAS_FILE).is_file() and (Path(path) / CONFIG_FILE).is_file()
