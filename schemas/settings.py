@@ -129,7 +129,8 @@ class DatabaseSettings(_Section):
 
 class BatchSettings(_Section):
     max_size: int = Field(default=64, gt=0, le=4096, description="Messages per inference batch, at most.")
-    max_wait_ms: int = Field(default=50, ge=0, description="A batch closes this long after its first message.")
+    max_wait_ms: int = Field(default=50, ge=0, description="A batch closes this long after its first message if the inference worker is idle; "
+                             "while it is busy the batch keeps filling up to max_size.")
     queue_size: int = Field(default=4, gt=0, description="Batches waiting for the inference worker; when full, "
                             "the poll loop waits (backpressure).")
     max_text_chars: int = Field(default=10_000, gt=0, description="Longer texts are dead-lettered (oversized_text).")
