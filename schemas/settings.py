@@ -208,9 +208,9 @@ class ObservabilitySettings(_Section):
 class TrainingSettings(_Section):
     """Trainer service, method hyperparameters and the promotion gate (defaults: MiniLM + LoRA)."""
 
-    # lora; qlora: LoRA on a 4-bit (nf4, double-quant) base; sparta: random sparse deltas on
-    # sparta_target_modules plus the head; head: only the classification head (and pooler) trains.
-    method: Literal["lora", "qlora", "sparta", "head"] = "lora"
+    method: Literal["lora", "qlora", "sparta", "head"] = Field(
+        default="lora", description="lora; qlora (4-bit base); sparta (random sparse deltas); head (classification head only)",
+    )
     base_model: Path | None = Field(default=None, description="None: the offline MiniLM default")
     labels: tuple[str, ...] = ("negative", "positive")
     adapter_name: str = "default"
