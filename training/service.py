@@ -35,15 +35,15 @@ def adapter_sha256(path: Path) -> str:
     return sha(path)
 
 
-def evaluate_adapter(cfg: TrainingSettings, base: Path, adapter_dir: Path, examples) -> dict:
-    """Gold metrics of a registered adapter, re-measured on today's gold set."""
+def evaluate_adapter(cfg: TrainingSettings, base: Path, adapter_dir: Path, *example_sets) -> list[dict]:
+    """Metrics of a registered adapter on each set (today's gold set, the new labels), loaded once."""
     from transformers import AutoTokenizer
 
     from training.trainer import build_model
 
     model = build_model(cfg, base, cfg.labels, warm_start=adapter_dir).eval()
     tok = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
-    return evaluate_examples(model, tok, examples, cfg.labels, cfg.max_length)
+    return [evaluate_examples(model, tok, examples, cfg.labels, cfg.max_length) for examples in example_sets]
 
 
 def window(train: list, cfg: TrainingSettings) -> list:
@@ -86,10 +86,12 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
              gold_slice_ignored=ignored)
     res = fit(cfg, base, train, val, out, warm_start=warm, progress=progress)
     cand_gold = evaluate_examples(res.model, res.tokenizer, gold, cfg.labels, cfg.max_length)
-    act_gold = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold) if act else None
-    act_new = (evaluate_adapter(cfg, base, Path(act["artifact_path"]), new_train)
-               if act and new_train and cfg.label_noise_tolerance < 1 else None)
-    new_label_error = 1.0 - act_new["accuracy"] if act_new else None
+    act_gold = new_label_error = None
+    if act:
+        check_labels = bool(new_train) and cfg.label_noise_tolerance < 1
+        act_gold, *act_new = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold,
+                                              *([new_train] if check_labels else []))
+        new_label_error = 1.0 - act_new[0]["accuracy"] if act_new else None
     decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
                       recall_tolerance=cfg.recall_tolerance, new_label_error=new_label_error,
                       label_noise_tolerance=cfg.label_noise_tolerance)
