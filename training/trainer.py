@@ -12,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from models.loading import is_sparta_dir
+from models.pooling import adapter_pooling, apply_pooling, base_pooling, pooling_of
 from schemas.settings import TrainingSettings
 from training import methods
 from training.errors import TrainingError
 from training.metrics import compute_metrics
+from training.prefix_cache import PrefixCache
 from training.readers import Example
 
 log = structlog.get_logger("training.trainer")
@@ -144,15 +147,22 @@ def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor 
 
 def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
     """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start``, the adapter there
-    on top; a SpaRTA-format one is merged into the base (the gate evaluates active adapters so)."""
+    on top, with the pooling it was trained with; a SpaRTA-format one is merged into the base (the
+    gate evaluates active adapters so)."""
     if warm_start is not None and is_sparta_dir(warm_start):
         from models.sparta import load_sparta, merge_sparta
         from training.methods.common import load_base
 
-        return merge_sparta(load_base(base_dir, labels, serving_init=True), load_sparta(warm_start))
-    # An active PEFT adapter evaluated while the method is sparta/head: plain LoRA loading.
-    name = "lora" if warm_start is not None and cfg.method in methods.NO_WARM_START else cfg.method
-    return methods.method(name).build(cfg, base_dir, labels, warm_start)
+        model = merge_sparta(load_base(base_dir, labels, serving_init=True), load_sparta(warm_start))
+    else:
+        # An active PEFT adapter evaluated while the method is sparta/head: plain LoRA loading.
+        name = "lora" if warm_start is not None and cfg.method in methods.NO_WARM_START else cfg.method
+        model = methods.method(name).build(cfg, base_dir, labels, warm_start)
+    if warm_start is not None:
+        pooling = adapter_pooling(warm_start)
+    else:
+        pooling = base_pooling(base_dir) if cfg.pooling == "auto" else cfg.pooling
+    return apply_pooling(model, pooling)
 
 
 def make_optimizer(cfg: TrainingSettings, params: list) -> torch.optim.Optimizer:
@@ -200,6 +210,8 @@ def fit(
     rng = np.random.default_rng(cfg.seed)
     pad = tok.pad_token_id or 0
     metric = cfg.primary_metric
+    autocast = cfg.precision == "bf16"
+    cache = fill_prefix_cache(model, cfg, tr, pad, dev) if cfg.frozen_layers else None
     log.info("fit.start", train=len(tr), val=len(va), steps=total_steps, method=cfg.method,
              trainable=sum(p.numel() for p in params))
 
@@ -237,7 +249,9 @@ def fit(
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, mininterval=10, unit="batch")
         for i, idx in enumerate(bar):
             batch = {k: v.to(dev) for k, v in collate(tr, idx, pad).items()}
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            start = nullcontext() if cache is None else cache.feeding(
+                cache.padded(idx, batch["input_ids"].shape[1]).to(dev))
+            with start, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(**batch).logits
             loss = loss_fn(logits.float(), torch.from_numpy(tr.labels[idx]).to(dev)) / cfg.grad_accum
             loss.backward()
@@ -279,6 +293,19 @@ def fit(
     return res
 
 
+def fill_prefix_cache(model, cfg: TrainingSettings, enc: Encoded, pad: int, dev: torch.device) -> PrefixCache:
+    t0 = time.monotonic()
+    cache = PrefixCache(model, cfg.frozen_layers)
+    order = np.argsort([len(s) for s in enc.input_ids], kind="stable")
+    chunks = [order[s : s + 128] for s in range(0, len(order), 128)]
+    batches = ((idx, {k: v.to(dev) for k, v in collate(enc, idx, pad).items()},
+                [len(enc.input_ids[i]) for i in idx]) for idx in chunks)
+    autocast = cfg.precision == "bf16"
+    cache.fill(batches, len(enc), torch.bfloat16 if autocast else torch.float32, autocast)
+    log.info("fit.prefix_cached", layers=cfg.frozen_layers, examples=len(enc), seconds=round(time.monotonic() - t0, 1))
+    return cache
+
+
 def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, res: FitResult) -> None:
     import peft
     import transformers
@@ -290,10 +317,11 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
         "labels": list(cfg.labels),
         "base_model": base_dir.name,
         "method": cfg.method,
+        "pooling": pooling_of(model),
         "hyperparameters": cfg.model_dump(mode="json", include={
             "max_length", "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
             "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed",
-            *method.HYPERPARAMETERS}),
+            "frozen_layers", *method.HYPERPARAMETERS}),
         **extra,
         "best_val": {k: res.best.get(k) for k in ("accuracy", "macro_f1", "n")},
         "stopped": res.stopped,

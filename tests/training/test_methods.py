@@ -59,11 +59,6 @@ def served_state(clf) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def data():
-    return synthetic(240, seed=1), synthetic(60, seed=2, start=1000), synthetic(40, seed=3, start=2000)
-
-
-@pytest.fixture(scope="module")
 def headless_bert_dir(tiny_bert_dir, tmp_path_factory):
     """The same encoder saved without a classification head (like MiniLM): the head starts random."""
     out = tmp_path_factory.mktemp("headless-bert")

@@ -19,6 +19,10 @@ def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modu
     if warm_start is not None:
         return PeftModel.from_pretrained(base, warm_start, is_trainable=True)
     targets = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
+    if cfg.frozen_layers:
+        from training.prefix_cache import targets_above
+
+        targets = targets_above(base, cfg.target_modules, cfg.frozen_layers)
     lora = LoraConfig(
         task_type="SEQ_CLS",
         r=cfg.lora_r,
