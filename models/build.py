@@ -16,8 +16,9 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from models import lora, quant
 from models.checks import check_adapter_base, check_local_base, check_sha256
-from models.errors import LabelMismatchError, ModelLoadError, SpecError
+from models.errors import AdapterError, LabelMismatchError, ModelLoadError, SpecError
 from models.heads import padding_side_for
+from models.pooling import adapter_pooling, apply_pooling
 from models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -171,12 +172,22 @@ def _load_model(spec: ModelSpec) -> Loaded:
         model = _from_pretrained(spec, spec.base.id, device, tokenizer, quantized)
         if spec.head == "sequence_classification" and not base_has_head:
             log.warning("untrained_head", spec=spec.name, hint="the classification head is random; add an adapter")
+    if adapter.kind != "none" and spec.head == "sequence_classification":
+        model = apply_pooling(model, _adapters_pooling(spec))
     if not quantized:
         model = model.to(device)
     model.eval()
     versions = {"default": adapter.version} | {a.name: a.version for a in spec.adapters}
     return Loaded(model, tokenizer, device, adapter.version if adapter.kind != "none" else None, versions,
                   sparta_set)
+
+
+def _adapters_pooling(spec: ModelSpec) -> str:
+    found = {adapter_pooling(a.path) for a in (spec.adapter, *spec.adapters)}
+    if len(found) > 1:
+        raise AdapterError(f"spec {spec.name!r}: its adapters were trained with different poolings "
+                           f"({', '.join(sorted(found))}); serve them from separate daemons")
+    return found.pop()
 
 
 def _check_lora(spec: ModelSpec, path: Path, sha256: str | None, base_has_head: bool) -> None:

@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from models.base import BatchResult
 from models.batching import plan_batches
 from models.errors import AdapterError, ModelLoadError
+from models.pooling import adapter_pooling, apply_pooling
 from models.runtime import Prefetcher, compile_forward, to_device
 from models.spec import CompileMode
 
@@ -82,7 +83,7 @@ class SequenceClassifier:
         except OSError as e:
             raise ModelLoadError(f"model.path {model_dir}: {e}") from None
         if adapter_dir is not None:
-            model = self._attach_adapter(model, Path(adapter_dir))
+            model = apply_pooling(self._attach_adapter(model, Path(adapter_dir)), adapter_pooling(Path(adapter_dir)))
         self.model = compile_forward(model.to(self.device).eval(), compile, self.device)
         self.prefetcher = Prefetcher() if overlap_host_work else None
         cfg = self.model.config

@@ -1,0 +1,69 @@
+"""``training.pooling``: the trainer records the pooling it used, and every loading path (the plain
+daemon set-up, a model spec, the gate's evaluation of the active adapter) serves the adapter with it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from models.classifier import SpecClassifier
+from models.errors import AdapterError
+from models.hf import SequenceClassifier
+from models.pooling import pooling_of
+from training.trainer import build_model, fit
+from tests.training.test_methods import settings, spec_for, trained_probs
+
+
+@pytest.fixture(scope="module")
+def mean_adapter(tiny_bert_dir, data, tmp_path_factory):
+    train, val, _ = data
+    cfg = settings(tiny_bert_dir, "lora", pooling="mean", frozen_layers=1)
+    out = tmp_path_factory.mktemp("mean") / "adapter"
+    return cfg, fit(cfg, tiny_bert_dir, train, val, out, progress=False), out
+
+
+def test_trained_pooling_is_recorded_and_served_by_every_loader(tiny_bert_dir, data, mean_adapter, tmp_path):
+    cfg, res, out = mean_adapter
+    test = data[2]
+    texts = [e.text for e in test]
+    assert json.loads((out / "sentistream_training.json").read_text())["pooling"] == "mean"
+    ours = trained_probs(res, cfg, test)
+
+    plain = SequenceClassifier(tiny_bert_dir, adapter_dir=out, device="cpu", max_length=16)
+    assert pooling_of(plain.model) == "mean"
+    assert np.abs(plain.classify(texts).probs - ours).max() <= 1e-4
+    spec = SpecClassifier(spec_for(tiny_bert_dir, out, "lora"))
+    assert np.abs(spec.classify(texts).probs - ours).max() <= 1e-4
+
+    # Without the record the same weights are served through [CLS], and predict something else.
+    bare = tmp_path / "bare"
+    shutil.copytree(out, bare)
+    (bare / "sentistream_training.json").unlink()
+    cls = SequenceClassifier(tiny_bert_dir, adapter_dir=bare, device="cpu", max_length=16)
+    assert pooling_of(cls.model) == "cls"
+    assert np.abs(cls.classify(texts).probs - ours).max() > 1e-3
+
+
+def test_the_active_adapters_pooling_wins_over_the_setting_when_evaluating_it(tiny_bert_dir, mean_adapter):
+    _, _, out = mean_adapter
+    cfg = settings(tiny_bert_dir, "lora", pooling="cls")
+    assert pooling_of(build_model(cfg, tiny_bert_dir, cfg.labels, warm_start=out)) == "mean"
+    assert pooling_of(build_model(cfg, tiny_bert_dir, cfg.labels)) == "cls"
+    # auto on a base that is no sentence-transformers model: [CLS].
+    auto = settings(tiny_bert_dir, "lora", pooling="auto")
+    assert pooling_of(build_model(auto, tiny_bert_dir, auto.labels)) == "cls"
+
+
+def test_a_spec_mixing_poolings_is_refused_at_load(tiny_bert_dir, mean_adapter, tmp_path):
+    _, _, out = mean_adapter
+    other = tmp_path / "cls"
+    shutil.copytree(out, other)
+    meta = json.loads((other / "sentistream_training.json").read_text())
+    (other / "sentistream_training.json").write_text(json.dumps(meta | {"pooling": "cls"}))
+    spec = spec_for(tiny_bert_dir, out, "lora").with_overrides(
+        adapters=[{"name": "other", "path": str(other), "version": "o"}])
+    with pytest.raises(AdapterError, match="different poolings"):
+        SpecClassifier(spec)
