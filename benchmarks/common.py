@@ -142,9 +142,12 @@ class Broker:
 
     def delivery_latencies(self, topic: str, expect: int, timeout: float = 300) -> list[float]:
         """Record timestamp → kafka-python consumer delivery (ms) for the next ``expect`` records,
-        with the daemon consumer's fetch defaults: the broker's part of the end-to-end latency."""
+        with the daemon consumer's fetch settings: the broker's part of the end-to-end latency."""
+        from schemas.settings import KafkaSettings
+
         c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="latest",
-                          enable_auto_commit=False, isolation_level="read_committed")
+                          enable_auto_commit=False, isolation_level="read_committed",
+                          fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms)
         while not c.assignment():
             c.poll(timeout_ms=100)
         c.seek_to_end()

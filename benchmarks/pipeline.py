@@ -260,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions per measure (default 3; quick 1)")
     ap.add_argument("--scale-messages", default=None,
                     help="(6) least messages per run at 16,64,256 tokens, e.g. 64,32,16 (default 256,128,48)")
+    ap.add_argument("--eff-messages", type=int, default=None,
+                    help="(1)/(2) messages per daemon run (default 2048): longer runs, less noise")
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
+    if args.eff_messages:
+        sizes.eff_messages = args.eff_messages
     if args.scale_messages:
         sizes.scale_min_messages = dict(zip(sizes.scale_tokens, map(int, args.scale_messages.split(","))))
     print(run(args.sections.split(","), sizes, args.reps))

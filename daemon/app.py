@@ -50,6 +50,10 @@ class Daemon:
 
             classifier = (load_adapter_classifier(settings, active) if active
                           else load_classifier(settings.model))
+            # First torch call on the main thread, not the worker's: libgomp then spins far less
+            # at its barriers, which keeps inference fast when other processes share the cores
+            # (benchmarks/omp_spin.py).
+            classifier.classify(["warm up"] * settings.batch.max_size)
         self.worker = InferenceWorker(classifier, settings.retry, self.metrics, settings.batch.queue_size)
         self.batcher = MicroBatcher(settings.batch)
         self.watcher = None

@@ -57,6 +57,7 @@ class KafkaSource:
             auto_offset_reset=settings.auto_offset_reset,
             isolation_level="read_committed",
             max_poll_records=settings.max_poll_records,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=settings.session_timeout_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,
         )

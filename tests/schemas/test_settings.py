@@ -41,6 +41,8 @@ def test_env_nested_values(monkeypatch):
         ({"SENTISTREAM_DATABASE__URL": "not a url"}, "database.url"),
         ({"SENTISTREAM_MODEL__TRUST_REMOTE_CODE": "true"}, "model.trust_remote_code"),
         ({"SENTISTREAM_BATCH__MAX_SZE": "3"}, "batch.max_sze"),
+        ({"SENTISTREAM_KAFKA__FETCH_MAX_WAIT_MS": "30000"},
+         "fetch_max_wait_ms (30000) must be below request_timeout_ms"),
     ],
 )
 def test_bad_setting_names_the_setting(monkeypatch, env, expected):
