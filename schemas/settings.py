@@ -62,6 +62,12 @@ class KafkaSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=500, gt=0)
     poll_timeout_ms: int = Field(default=100, gt=0)
+    fetch_max_wait_ms: int = Field(
+        default=100, gt=0,
+        description="Longest the broker may hold a fetch that finds no new records (kafka-python's default: "
+        "500). Brokers that hold it that long before answering add up to this much latency; lower costs "
+        "more fetches when idle.",
+    )
     session_timeout_ms: int = Field(default=30_000, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, gt=0)
     request_timeout_ms: int = Field(default=30_000, gt=0)
@@ -78,6 +84,13 @@ class KafkaSettings(_Section):
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
 
+
+    @model_validator(mode="after")
+    def _fetch_wait_within_request(self) -> KafkaSettings:
+        if self.fetch_max_wait_ms >= self.request_timeout_ms:
+            raise ValueError(f"fetch_max_wait_ms ({self.fetch_max_wait_ms}) must be below request_timeout_ms "
+                             f"({self.request_timeout_ms}): a held fetch would time out")
+        return self
 
     def client_config(self, client_suffix: str = "") -> dict:
         """kafka-python connection and security options, shared by every consumer and producer."""
@@ -217,6 +230,17 @@ class TrainingSettings(_Section):
     adapters_dir: Path = Path("adapters")
     reports_dir: Path = Path("reports")
     max_length: int = Field(default=64, gt=0, le=8192)
+    pooling: Literal["cls", "mean", "auto"] = Field(
+        default="cls", description="What the classification head reads: the [CLS] state or the mean of the "
+        "tokens; auto: the base's own sentence-transformers pooling (mean for MiniLM), else cls. Recorded in "
+        "the adapter; the daemon serves it so",
+    )
+    frozen_layers: int = Field(
+        default=0, ge=0,
+        description="The embeddings and the bottom N transformer layers get no adapter; their outputs are "
+        "computed once per example and reused every epoch, so each epoch costs only the layers above "
+        "(lora, qlora, head). 0: adapt every layer",
+    )
     lora_r: int = Field(default=16, gt=0)
     lora_alpha: int = Field(default=32, gt=0)
     lora_dropout: float = Field(default=0.1, ge=0, lt=1)
