@@ -44,11 +44,11 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected nothing; that must fail, never pass silently.
 test: $(STAMP) services compose-tool
-	$(PY) -m pytest -ra -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -ra --rerun-show-tracebacks -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-fast: $(STAMP) services compose-tool
-	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -ra --rerun-show-tracebacks -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

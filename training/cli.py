@@ -108,11 +108,11 @@ def _adapters_list(args: argparse.Namespace) -> int:
     settings, cfg = training_settings(args)
     rows = list_adapters(_engine(settings), None if args.all else cfg.adapter_name)
     pm = cfg.primary_metric
-    print(f"{'version':<44} {'status':<9} {'kind':<5} {'gold ' + pm:>14} {'watermark':>9}  created")
+    print(f"{'version':<44} {'status':<9} {'kind':<6} {'gold ' + pm:>14} {'watermark':>9}  created")
     for r in rows:
         gold = (r["metrics"] or {}).get("gold") or {}
         score = f"{gold[pm]:.4f}" if pm in gold else "-"
-        print(f"{r['version']:<44} {r['status']:<9} {r['kind']:<5} {score:>14} {r['label_watermark']:>9}  "
+        print(f"{r['version']:<44} {r['status']:<9} {r['kind']:<6} {score:>14} {r['label_watermark']:>9}  "
               f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
         if args.verbose and r["reasons"]:
             print("    " + "; ".join(r["reasons"]))
