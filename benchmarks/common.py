@@ -30,6 +30,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from daemon.embedded_broker import MOCK_FETCH_WAIT_MS
 from models.base import BatchResult
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,11 +144,9 @@ class Broker:
     def delivery_latencies(self, topic: str, expect: int, timeout: float = 300) -> list[float]:
         """Record timestamp → kafka-python consumer delivery (ms) for the next ``expect`` records,
         with the daemon consumer's fetch settings: the broker's part of the end-to-end latency."""
-        from schemas.settings import KafkaSettings
-
         c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="latest",
                           enable_auto_commit=False, isolation_level="read_committed",
-                          fetch_max_wait_ms=KafkaSettings().fetch_max_wait_ms)
+                          fetch_max_wait_ms=MOCK_FETCH_WAIT_MS)
         while not c.assignment():
             c.poll(timeout_ms=100)
         c.seek_to_end()
@@ -266,7 +265,7 @@ def daemon_settings(broker: Broker, db_url: str, topics: dict[str, str], *, max_
         "kafka": {"bootstrap_servers": broker.bootstrap_servers, "api_version": broker.api_version,
                   "delivery": "idempotent", "input_topics": [topics["input"]],
                   "output_topic": topics["output"], "dead_letter_topic": topics["dlq"],
-                  "group_id": topics["group"]} | extra.pop("kafka", {}),
+                  "group_id": topics["group"], "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS} | extra.pop("kafka", {}),
         "database": {"url": db_url},
         "batch": {"max_size": max_size, "max_wait_ms": max_wait_ms} | extra.pop("batch", {}),
         "model": {"max_length": max_length},

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from daemon.app import Daemon
-from daemon.embedded_broker import API_VERSION, EmbeddedBroker
+from daemon.embedded_broker import API_VERSION, MOCK_FETCH_WAIT_MS, EmbeddedBroker
 from schemas.db import upgrade
 from schemas.settings import Settings
 
@@ -74,7 +74,8 @@ def run_demo(messages: int = 1000, workdir: Path = Path("var/demo")) -> int:
         settings = Settings(
             kafka={"bootstrap_servers": broker.bootstrap_servers, "api_version": API_VERSION,
                    "delivery": "idempotent", "input_topics": (topics["input"],),
-                   "output_topic": topics["output"], "dead_letter_topic": topics["dlq"], "group_id": "demo"},
+                   "output_topic": topics["output"], "dead_letter_topic": topics["dlq"], "group_id": "demo",
+                   "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS},
             database={"url": db_url},
             # The best offline model the project ships: MiniLM + the SST-2 LoRA adapter.
             model={"preset": DEMO_PRESET},

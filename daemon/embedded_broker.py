@@ -14,6 +14,9 @@ from functools import lru_cache
 
 # kafka-python cannot probe the mock broker's version; pin it.
 API_VERSION = "2.3"
+# The mock broker holds a fetch that finds nothing new for the consumer's whole fetch_max_wait_ms
+# (a real broker answers when records arrive): clients of it wait this long, not Kafka's 500 ms.
+MOCK_FETCH_WAIT_MS = 100
 
 _P, _I, _S, _C = ctypes.c_void_p, ctypes.c_int, ctypes.c_int16, ctypes.c_char_p
 _SIGNATURES = {
