@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from training.errors import TrainingError
+from training.methods.common import matches
 
 
 def layer_stack(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
@@ -39,8 +40,6 @@ def targets_above(model: nn.Module, targets: Sequence[str] | str, n: int) -> lis
     """Full names of the adapter's target modules in layers ``n`` and up (``targets`` as peft takes
     them: ``"all-linear"`` or names / dotted suffixes)."""
     from transformers.pytorch_utils import Conv1D
-
-    from training.methods.common import matches
 
     _, _, layers = layer_stack(model)
     check_frozen_layers(n, len(layers))
