@@ -52,7 +52,8 @@ def use_mean_pooling(model: nn.Module) -> nn.Module:
         raise ModelLoadError(f"mean pooling needs a BERT-style pooler; {type(model).__name__} has none")
 
     def keep_mask(_m, args, kwargs):
-        mask = kwargs.get("attention_mask")
+        # (input_ids, attention_mask, ...) is the positional order of BERT-style forwards.
+        mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         for p in swapped:
             p.mask = mask
 

@@ -27,6 +27,9 @@ def test_mean_pooler_reads_the_masked_mean_of_the_last_hidden_states(tiny_bert_d
         expected = model.classifier(pooler.activation(pooler.dense((h * m).sum(1) / m.sum(1))))
     assert isinstance(pooler, MeanPooler)
     assert torch.allclose(out.logits, expected, atol=1e-6)
+    with torch.no_grad():  # the mask passed positionally is found too
+        positional = model(batch["input_ids"], batch["attention_mask"]).logits
+    assert torch.allclose(positional, expected, atol=1e-6)
     names = set(model.state_dict())
     assert {"bert.pooler.dense.weight", "bert.pooler.dense.bias"} <= names  # adapters keep their keys
     assert use_mean_pooling(model) is model and pooling_of(model) == "mean"  # applying twice is a no-op
