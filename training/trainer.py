@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from models.loading import is_sparta_dir
-from models.pooling import adapter_pooling, apply_pooling, base_pooling, pooling_of
+from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_pooling, pooling_of
 from schemas.settings import TrainingSettings
 from training import methods
 from training.errors import TrainingError
@@ -327,4 +327,4 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
         "stopped": res.stopped,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
-    (out_dir / "sentistream_training.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out_dir / TRAINING_META).write_text(json.dumps(meta, indent=2) + "\n")
