@@ -76,6 +76,13 @@ def build_tiny_bert(
     return out_dir
 
 
+def copy_tokenizer(src: Path, dst: Path) -> None:
+    """The tokenizer files of a model directory, for a variant of the model saved elsewhere."""
+    for f in Path(src).iterdir():
+        if "token" in f.name or f.name == "vocab.txt":
+            (Path(dst) / f.name).write_bytes(f.read_bytes())
+
+
 def build_lora_adapter(base_dir: Path, out_dir: Path, seed: int) -> Path:
     """A LoRA adapter (random, non-zero B so it changes outputs) with the classifier head saved."""
     from peft import LoraConfig, get_peft_model

@@ -23,6 +23,7 @@ from schemas.errors import ConfigError
 from schemas.settings import ModelSettings, TrainingSettings, load_settings
 from training.errors import TrainingError
 from training.trainer import build_model, encode, fit, predict
+from tests.factories import copy_tokenizer
 from tests.training.test_refit import synthetic
 
 HEAD = ("classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias")
@@ -63,9 +64,7 @@ def headless_bert_dir(tiny_bert_dir, tmp_path_factory):
     """The same encoder saved without a classification head (like MiniLM): the head starts random."""
     out = tmp_path_factory.mktemp("headless-bert")
     BertModel.from_pretrained(tiny_bert_dir).save_pretrained(out, safe_serialization=True)
-    for f in tiny_bert_dir.iterdir():
-        if "token" in f.name or f.name == "vocab.txt":
-            (out / f.name).write_bytes(f.read_bytes())
+    copy_tokenizer(tiny_bert_dir, out)
     return out
 
 

@@ -4,7 +4,6 @@ layers above, and the result loads in the daemon with the predictions of the tra
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from models.classifier import SpecClassifier
 from training.errors import TrainingError
 from training.prefix_cache import PrefixCache, targets_above
 from training.trainer import build_model, collate, encode, fill_prefix_cache, fit
+from tests.factories import copy_tokenizer
 from tests.training.test_methods import settings, spec_for, trained_probs
 
 
@@ -69,9 +69,7 @@ def dropout_free_bert(tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bert-no-dropout")
     AutoModelForSequenceClassification.from_pretrained(
         tiny_bert_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).save_pretrained(out)
-    for f in tiny_bert_dir.iterdir():
-        if "token" in f.name or f.name == "vocab.txt":
-            shutil.copy(f, out / f.name)
+    copy_tokenizer(tiny_bert_dir, out)
     return out
 
 
