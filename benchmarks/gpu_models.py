@@ -1,6 +1,7 @@
 """Throughput and MFU of the serving path on a gemma-2b-shaped model (random weights, real dims).
 
     .venv/bin/python -m benchmarks.gpu_models [--messages 4096] [--repeats 3] [--token-budget 65536]
+        [--precisions bf16,nf4,int8] [--compile none|default|reduce-overhead] [--profile]
 
 Needs CUDA (and bitsandbytes for nf4 / int8); without a GPU it says so and exits with status 2.
 ``--smoke`` runs the same code on a tiny model on whatever device there is, to check the script
@@ -8,7 +9,9 @@ itself; its numbers mean nothing.
 For each precision (bf16, nf4, int8), head (sequence_classification, causal_lm_verbalizer) and
 message length (32, 128 tokens) it loads the model through a ModelSpec and the same
 SpecClassifier the daemon uses, classifies the messages (tokenization included) and prints
-msgs/s and MFU against a bf16 matmul ceiling measured in the same run.
+msgs/s and MFU against a bf16 matmul ceiling measured in the same run, and the peak GPU memory
+allocated while serving. ``--profile`` then prints, for each precision's sequence-classification
+model at 128 tokens, the CUDA kernels that took the most time in one forward batch.
 
 FLOPs per message of T tokens: 2 * (linear-layer parameters) * T for the projections plus
 4 * layers * T^2 * (heads * head_dim) for attention scores and values (the full square, as is
@@ -81,6 +84,29 @@ def build_base(out: Path, dims: dict) -> Path:
     return out
 
 
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def profile(clf, texts: list[str], label: str) -> None:
+    """Top kernels by device time over one call: where a missed MFU target loses its time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch_profile(activities=activities) as prof:
+        clf.scores(texts)
+        sync()
+    key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    print(f"\nprofile: {label}, {len(texts)} messages in one call")
+    print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60), flush=True)
+
+
 def texts_of(tokens: int, n: int) -> list[str]:
     from tests.models.factories import WORDS
 
@@ -94,6 +120,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--token-budget", type=int, default=65536)
     ap.add_argument("--precisions", default="bf16,nf4,int8")
+    ap.add_argument("--compile", default="none", choices=("none", "default", "reduce-overhead"))
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of one seq-cls call per precision")
     ap.add_argument("--smoke", action="store_true", help="tiny model, any device: checks the script only")
     args = ap.parse_args()
     dims = TINY if args.smoke else GEMMA_2B
@@ -111,8 +139,9 @@ def main() -> int:
     else:
         ceiling, name = float("nan"), "cpu (smoke run: no ceiling, numbers mean nothing)"
     print(f"device: {name}; bf16 matmul ceiling {ceiling:.0f} TFLOP/s (8192^3, measured)")
-    print("| precision | head | tokens | msgs/s (median) | TFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|")
+    print(f"compile: {args.compile}; token budget {args.token_budget}; {args.messages} messages x {args.repeats} runs")
+    print("| precision | head | tokens | msgs/s (median) | TFLOP/s | MFU | peak GPU GiB |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = build_base(Path(tmp) / "gemma-2b-random", dims)
         for precision in args.precisions.split(","):
@@ -122,12 +151,14 @@ def main() -> int:
                     "device": device(), "max_length": 256,
                     "labels": [{"id": 0, "name": "negative"}, {"id": 1, "name": "positive"}],
                     "quantization": {"mode": precision, "compute_dtype": "bfloat16"},
-                    "runtime": {"token_budget": args.token_budget, "prefix_cache": False},
+                    "runtime": {"token_budget": args.token_budget, "prefix_cache": False,
+                                "compile": args.compile},
                 })
                 clf = SpecClassifier(spec)
                 for tokens in (32, 128):
                     texts = texts_of(tokens, args.messages)
                     clf.scores(texts[: min(512, len(texts))])  # warm-up: kernels, allocator
+                    reset_peak()
                     runs = []
                     for _ in range(args.repeats):
                         sync()
@@ -137,8 +168,10 @@ def main() -> int:
                         runs.append(len(texts) / (time.perf_counter() - t0))
                     rate = statistics.median(runs)
                     tflops = rate * flops_per_message(dims, tokens) / 1e12
-                    print(f"| {precision} | {head} | {tokens} | {rate:,.0f} | {tflops:.0f} | {tflops / ceiling:.1%} |",
-                          flush=True)
+                    print(f"| {precision} | {head} | {tokens} | {rate:,.0f} | {tflops:.0f} | {tflops / ceiling:.1%} "
+                          f"| {peak_gib():.1f} |", flush=True)
+                if args.profile and head == "sequence_classification":
+                    profile(clf, texts_of(128, min(512, args.messages)), f"{precision} {head} 128 tokens")
                 del clf
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()

@@ -181,6 +181,7 @@ def test_qlora_trains_on_a_4bit_base_and_reloads_on_the_same_base(tiny_bert_dir,
     assert np.abs(served - ours).max() <= 1e-3
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="paged 8-bit AdamW needs CUDA")
 def test_qlora_on_cuda_uses_paged_8bit_adamw(tiny_bert_dir, data, tmp_path):
     from training.trainer import make_optimizer
