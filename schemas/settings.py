@@ -183,6 +183,13 @@ class ModelSettings(_Section):
         default=False, description="Build the next forward pass's inputs in a background thread while the current "
         "one runs. Set explicitly, it overrides a spec's runtime.overlap_host_work.",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="Inference compute of the plain set-up: bf16 autocast (matmuls in bf16, norms "
+        "and softmax in fp32) or fp32. auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
+        "AMX, CUDA GPUs that support it), else fp32; a SpaRTA-format adapter stays fp32 under auto (its deltas are "
+        "merged into the weights, which bf16 would round). Set explicitly with a preset or spec file, it overrides "
+        "the spec's quantization.mode (bf16, or none for fp32).",
+    )
 
     @field_validator("spec_file")
     @classmethod
@@ -277,6 +284,9 @@ class TrainingSettings(_Section):
     # bf16 autocast: ~2x faster matmuls on CPUs with AVX512-BF16/AMX; the adapter is saved in fp32.
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads; None: torch's default")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where the trainer and the gate's evaluations run; auto: CUDA when one is visible",
+    )
     # Gate: the gold set is a stable hash slice of message ids, never trained on.
     gold_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     gold_labelers: tuple[str, ...] = Field(

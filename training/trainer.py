@@ -26,6 +26,7 @@ from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_p
 from schemas.settings import TrainingSettings
 from training import methods
 from training.errors import TrainingError
+from training.methods.common import train_device
 from training.metrics import compute_metrics
 from training.prefix_cache import PrefixCache
 from training.readers import Example
@@ -162,6 +163,10 @@ def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], wa
         pooling = adapter_pooling(warm_start)
     else:
         pooling = base_pooling(base_dir) if cfg.pooling == "auto" else cfg.pooling
+    dev = train_device(cfg)
+    # A 4-bit base is placed while it loads (and refuses .to); the others load on the CPU.
+    if next(model.parameters()).device.type != dev.type:
+        model = model.to(dev)
     return apply_pooling(model, pooling)
 
 
@@ -202,7 +207,7 @@ def fit(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(cfg, params)
-    dev = params[0].device  # qlora on CUDA; everything else trains on the CPU
+    dev = params[0].device
     per_epoch = math.ceil(len(tr) / cfg.batch_size)
     total_steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
     weights = class_weights(cfg, tr.labels, len(labels))

@@ -195,6 +195,26 @@ def test_qlora_on_cuda_uses_paged_8bit_adamw(tiny_bert_dir, data, tmp_path):
     assert res.history and (tmp_path / "qlora" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ["lora", "head"])
+def test_training_device_auto_trains_on_cuda(method, tiny_bert_dir, data, tmp_path):
+    cfg = settings(tiny_bert_dir, method, epochs=1, precision="bf16")
+    res = fit(cfg, tiny_bert_dir, *data[:2], tmp_path / method, progress=False)
+    assert {p.device.type for p in res.model.parameters()} == {"cuda"}
+    served = SpecClassifier(spec_for(tiny_bert_dir, tmp_path / method, "lora" if method == "lora" else "sparta"))
+    probs = served.classify([e.text for e in data[2]]).probs
+    assert np.abs(probs - trained_probs(res, cfg, data[2])).max() <= 1e-3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a CUDA device")
+def test_training_device_cuda_without_a_gpu_fails_naming_the_setting(tiny_bert_dir):
+    with pytest.raises(TrainingError, match=r"training\.device is 'cuda'"):
+        build_model(settings(tiny_bert_dir, "lora", device="cuda"), tiny_bert_dir, ("negative", "positive"))
+    model = build_model(settings(tiny_bert_dir, "lora"), tiny_bert_dir, ("negative", "positive"))
+    assert next(model.parameters()).device.type == "cpu"
+
+
 def test_bad_method_settings_fail_at_validation_naming_the_setting(tiny_bert_dir, data, tmp_path):
     with pytest.raises(ValidationError, match="method"):
         TrainingSettings(method="dora")

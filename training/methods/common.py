@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from schemas.settings import TrainingSettings
 from training.errors import TrainingError
 
 # Always part of the head, whatever modules_to_save says (peft adds these for SEQ_CLS too).
@@ -34,6 +35,14 @@ def load_base(base_dir: Path, labels: Sequence[str], *, serving_init: bool = Fal
     if serving_init:
         torch.random.set_rng_state(state)
     return model
+
+
+def train_device(cfg: TrainingSettings) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("training.device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    return torch.device(cfg.device)
 
 
 def matches(module_name: str, names: Sequence[str]) -> bool:

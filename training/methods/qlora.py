@@ -12,7 +12,7 @@ import torch
 from schemas.settings import TrainingSettings
 from training.errors import TrainingError
 from training.methods import lora
-from training.methods.common import load_base
+from training.methods.common import load_base, train_device
 
 HYPERPARAMETERS = lora.HYPERPARAMETERS + ("qlora_compute_dtype",)
 
@@ -28,7 +28,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
     from models.errors import MissingBackendError
 
     try:
-        kwargs = quant.load_kwargs(quantization(cfg), torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        kwargs = quant.load_kwargs(quantization(cfg), train_device(cfg))
     except MissingBackendError as e:
         raise TrainingError(f"training.method 'qlora': {e}") from None
     from peft import prepare_model_for_kbit_training
@@ -40,7 +40,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
         if hasattr(m, "support_avx512bf16_for_cpu"):
             m.support_avx512bf16_for_cpu = False
     # Checkpointing trades compute for GPU memory; CPU runs have RAM to spare and no time to spare.
-    base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=torch.cuda.is_available())
+    base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=train_device(cfg).type == "cuda")
     # Only the full-precision head can be saved whole; a 4-bit pooler gets LoRA like any linear.
     keep = [m for m in cfg.modules_to_save if m in quant.HEAD_MODULES]
     return lora.attach(cfg, base, warm_start, keep)
@@ -48,7 +48,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
 
 def optimizer(params: list, cfg: TrainingSettings) -> torch.optim.Optimizer:
     """Paged 8-bit AdamW on CUDA (optimizer state in 8 bits, paged out under memory pressure)."""
-    if torch.cuda.is_available():
+    if params[0].device.type == "cuda":
         import bitsandbytes as bnb
 
         return bnb.optim.PagedAdamW8bit(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
