@@ -14,7 +14,7 @@ from models.base import BatchResult
 from models.batching import plan_batches
 from models.errors import AdapterError, ModelLoadError
 from models.pooling import adapter_pooling, apply_pooling
-from models.runtime import Prefetcher, compile_forward, to_device
+from models.runtime import Prefetcher, compile_forward, to_device, use_bf16
 from models.spec import CompileMode
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -60,6 +60,7 @@ class SequenceClassifier:
         token_budget: int = 256,
         compile: CompileMode = "none",
         overlap_host_work: bool = False,
+        precision: str = "fp32",
     ) -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
@@ -85,6 +86,7 @@ class SequenceClassifier:
         if adapter_dir is not None:
             model = apply_pooling(self._attach_adapter(model, Path(adapter_dir)), adapter_pooling(Path(adapter_dir)))
         self.model = compile_forward(model.to(self.device).eval(), compile, self.device)
+        self.bf16 = use_bf16(precision, self.device)
         self.prefetcher = Prefetcher() if overlap_host_work else None
         cfg = self.model.config
         self.labels = tuple(cfg.id2label[i] for i in range(cfg.num_labels))
@@ -118,7 +120,9 @@ class SequenceClassifier:
         plan = plan_batches([len(x) for x in ids], self.token_budget)
         pending = []
         for rows, enc in self.prefetcher.map(build, plan) if self.prefetcher else map(build, plan):
-            pending.append((rows, torch.softmax(self.model(**enc).logits.float(), dim=-1)))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.model(**enc).logits
+            pending.append((rows, torch.softmax(logits.float(), dim=-1)))
         probs = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         for rows, p in pending:
             probs[rows] = p.cpu().numpy()

@@ -40,6 +40,8 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
     for name in ("compile", "overlap_host_work"):
         if name in given:
             changes[f"runtime.{name}"] = getattr(settings, name)
+    if "precision" in given and settings.precision != "auto":
+        changes["quantization.mode"] = "bf16" if settings.precision == "bf16" else "none"
     for name in ("adapters", "routes"):
         if getattr(settings, name) is not None:
             changes[name] = [dict(x) for x in getattr(settings, name)]
@@ -75,6 +77,8 @@ def plain_sparta_spec(settings: ModelSettings) -> ModelSpec:
         "device": settings.device, "max_length": settings.max_length,
         "runtime.compile": settings.compile, "runtime.overlap_host_work": settings.overlap_host_work,
     }
+    if settings.precision != "auto":
+        changes["quantization.mode"] = "bf16" if settings.precision == "bf16" else "none"
     if settings.path is not None:
         changes["base"] = {"id": str(settings.path)}
     return load_spec(DEFAULT_PRESET).with_overrides(**changes)
@@ -97,6 +101,7 @@ def load_classifier(settings: ModelSettings) -> Classifier:
             model_version="all-MiniLM-L6-v2",
             compile=settings.compile,
             overlap_host_work=settings.overlap_host_work,
+            precision=settings.precision,
         )
     return SequenceClassifier(
         settings.path,
@@ -107,4 +112,5 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         max_length=settings.max_length,
         compile=settings.compile,
         overlap_host_work=settings.overlap_host_work,
+        precision=settings.precision,
     )

@@ -1,5 +1,6 @@
-"""Run-time helpers shared by the classifiers: optional torch.compile, and building the next
-sub-batch's inputs in a background thread while the current one runs."""
+"""Run-time helpers shared by the classifiers: optional torch.compile, bf16 autocast where the
+hardware has it, and building the next sub-batch's inputs in a background thread while the
+current one runs."""
 
 from __future__ import annotations
 
@@ -34,6 +35,24 @@ def compile_forward(module: nn.Module, mode: CompileMode, device: torch.device, 
         mode = "default"
     # ``mode`` is inductor's option; other backends (eager, aot_eager) ignore it.
     return torch.compile(module, mode=mode, dynamic=True, backend=backend)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 matmuls in hardware: CUDA GPUs that support it, CPUs with AVX512-BF16 or AMX. Elsewhere
+    bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Resolve the ``model.precision`` setting (auto / fp32 / bf16) for ``device``."""
+    if precision == "auto":
+        return native_bf16(device)
+    if precision == "bf16" and not native_bf16(device):
+        log.warning("bf16_emulated", setting="model.precision", device=str(device),
+                    hint="this device has no native bf16; fp32 is likely faster")
+    return precision == "bf16"
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

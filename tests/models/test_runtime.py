@@ -1,5 +1,6 @@
 """Optional torch.compile, and sub-batch inputs built in a background thread while the current
-forward pass runs: both must give the same scores as the plain path."""
+forward pass runs: both must give the same scores as the plain path. bf16 autocast (model.precision)
+stays close to fp32."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from models.batching import plan_batches
 from models.classifier import SpecClassifier
 from models.errors import SpecError
 from models.hf import SequenceClassifier
-from models.loading import spec_from_settings
+from models.loading import load_classifier, spec_from_settings
 from models.runtime import Prefetcher, compile_forward
 from models.spec import load_spec
 from schemas.errors import ConfigError
@@ -96,6 +97,31 @@ def test_plain_sequence_classifier_overlapped_equals_sequential(tiny_bert_dir):
     lengths = [len(x) for x in overlapped.tokenizer(texts)["input_ids"]]
     assert len(plan_batches(lengths, 64)) >= 4
     assert np.abs(overlapped.classify(texts).probs - sequential.classify(texts).probs).max() <= 1e-6
+
+
+def test_bf16_autocast_stays_close_to_fp32(tiny_bert_dir):
+    texts = random_texts(60, seed=23)
+    bf16 = SequenceClassifier(tiny_bert_dir, device="cpu", precision="bf16").classify(texts).probs
+    fp32 = SequenceClassifier(tiny_bert_dir, device="cpu", precision="fp32").classify(texts).probs
+    diff = np.abs(bf16 - fp32).max()
+    assert 0 < diff <= 0.02  # above 0: the bf16 path really ran
+    assert np.allclose(bf16.sum(1), 1, atol=1e-5)
+
+
+def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(tiny_bert_dir):
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu")).bf16 == native
+    assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="bf16")).bf16
+    assert not load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="fp32")).bf16
+
+
+def test_explicit_precision_overrides_the_specs_quantization():
+    assert spec_from_settings(ModelSettings(preset="minilm-lora-sst2")).quantization.mode == "none"
+    assert spec_from_settings(ModelSettings(preset="minilm-lora-sst2", precision="bf16")).quantization.mode == "bf16"
+    assert spec_from_settings(ModelSettings(preset="s1", precision="fp32")).quantization.mode == "none"
+    assert spec_from_settings(ModelSettings(preset="s1")).quantization.mode == "nf4"
+    with pytest.raises(ConfigError, match=r"model\.precision"):
+        load_settings(model={"precision": "fp16"})
 
 
 def test_compile_none_is_the_module_itself():
