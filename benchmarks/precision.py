@@ -1,0 +1,75 @@
+"""`model.precision` fp32 vs bf16 autocast on the daemon's default classifier (offline MiniLM + shipped
+SST-2 LoRA, the plain path `load_classifier` builds), CPU.
+
+    .venv/bin/python -m benchmarks.precision [--call-size 32] [--repeats 3] [--threads 2]
+
+Speed: SST-2 training sentences (``--n``) in calls of ``--call-size`` (the benchmarks' daemon batch),
+the two precisions alternating within each repeat, so the ratio compares runs under the same load.
+Agreement: the 872 SST-2 dev sentences under both, with each one's accuracy against the gold labels,
+label agreement and the largest probability difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import DATA_DIR, fmt_runs, load_texts, machine, median, table
+from models.loading import load_classifier
+from models.runtime import native_bf16
+from models.spec import load_spec
+from schemas.settings import ModelSettings
+
+
+def probs_of(clf, calls: list[list[str]]) -> tuple[float, np.ndarray]:
+    t0 = time.perf_counter()
+    out = [clf.classify(c).probs for c in calls]
+    return sum(map(len, calls)) / (time.perf_counter() - t0), np.concatenate(out)
+
+
+def dev_set() -> tuple[list[str], np.ndarray]:
+    from training.readers import read_labeled, split
+
+    rows, _ = split(list(read_labeled(DATA_DIR / "sst2" / "dev.tsv", ("negative", "positive"))))
+    return [r.text for r in rows], np.array([r.label == "positive" for r in rows], dtype=int)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2048)
+    ap.add_argument("--call-size", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(machine(), f"native bf16: {native_bf16(torch.device('cpu'))}", flush=True)
+    adapter = load_spec("minilm-lora-sst2").adapter.path
+    clfs = {p: load_classifier(ModelSettings(device="cpu", precision=p, adapter_path=adapter, adapter_version="shipped"))
+            for p in ("fp32", "bf16")}
+    texts = load_texts(args.n)
+    calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
+    for clf in clfs.values():
+        probs_of(clf, calls[:2])  # warm-up
+    rates: dict[str, list[float]] = {p: [] for p in clfs}
+    for _ in range(args.repeats):
+        for p, clf in clfs.items():
+            rates[p].append(probs_of(clf, calls)[0])
+    dev, gold = dev_set()
+    dev_calls = [dev[i:i + args.call_size] for i in range(0, len(dev), args.call_size)]
+    dev_probs = {p: probs_of(clf, dev_calls)[1] for p, clf in clfs.items()}
+    rows = [[p, f"{median(rates[p]):.1f}", fmt_runs(rates[p]), f"{(dev_probs[p].argmax(1) == gold).mean():.4f}"]
+            for p in clfs]
+    print(f"{len(texts)} SST-2 training sentences in calls of {args.call_size}, {args.repeats} repeats, "
+          f"torch threads {args.threads}")
+    print(table(["precision", "msgs/s (median)", "runs", "SST-2 dev accuracy"], rows))
+    fp32, bf16 = dev_probs["fp32"], dev_probs["bf16"]
+    print(f"\nbf16 ÷ fp32 speed: {median(rates['bf16']) / median(rates['fp32']):.2f}x; on {len(dev)} dev sentences "
+          f"labels agree {(fp32.argmax(1) == bf16.argmax(1)).mean():.4f}, max |prob diff| {np.abs(fp32 - bf16).max():.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
