@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -142,10 +143,21 @@ _started: list[subprocess.Popen] = []
 
 
 def start(env: dict[str, str]) -> subprocess.Popen:
+    """``sentistream run`` as a child process; its stderr goes to a file (read with ``log_of``): an
+    unread pipe fills at 64 KiB and then blocks the daemon at its next log line."""
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "-m", "schemas.cli", "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
+    proc.log = log
     _started.append(proc)
     return proc
+
+
+def log_of(proc: subprocess.Popen, tail: int | None = 3000) -> str:
+    """What a process from ``start`` wrote to stderr: the last ``tail`` characters, or all of it."""
+    proc.log.seek(0)
+    text = proc.log.read().decode(errors="replace")
+    return text if tail is None else text[-tail:]
 
 
 def kill_leftovers() -> None:
@@ -164,12 +176,12 @@ def finish_stream(env: dict[str, str], done: Callable[[], int], n: int, broker, 
     cover ``n`` records, then stop it with SIGTERM, which must exit 0."""
     proc = start(env)
     try:
-        assert wait_for(lambda: done() >= n, timeout=timeout), f"only {done()} of {n}"
+        assert wait_for(lambda: done() >= n, timeout=timeout), f"only {done()} of {n}; daemon log:\n{log_of(proc)}"
         assert wait_for(lambda: sum(v or 0 for v in committed_and_end(
-            broker, topics["group"], topics["input"])[0].values()) >= n, timeout=60)
+            broker, topics["group"], topics["input"])[0].values()) >= n, timeout=60), log_of(proc)
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, proc.stderr.read().decode()[-2000:]
+        assert proc.wait(60) == 0, log_of(proc)
 
 
 class DaemonThread:

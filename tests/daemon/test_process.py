@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.daemon.harness import (
-    committed_and_end, count, daemon_env, finish_stream, make_topics, produce, start, tweet, wait_for,
+    committed_and_end, count, daemon_env, finish_stream, log_of, make_topics, produce, start, tweet, wait_for,
 )
 
 pytestmark = pytest.mark.kafka
@@ -29,8 +29,8 @@ def test_sigkill_three_times_loses_and_duplicates_nothing(broker, topic_names, d
         before = rows()
         # Kill at a random point while it is writing: after a random number of new rows.
         target = before + rng.randint(50, 400)
-        assert wait_for(lambda: rows() >= target or proc.poll() is not None, timeout=120, interval=0.02)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert wait_for(lambda: rows() >= target or proc.poll() is not None, timeout=120, interval=0.02), log_of(proc)
+        assert proc.poll() is None, log_of(proc)
         time.sleep(rng.uniform(0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -54,9 +54,9 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(broker, topic_names, dat
                      SENTISTREAM_BATCH__MAX_SIZE="256", SENTISTREAM_BATCH__MAX_WAIT_MS="200")
     proc = start(env)
     assert wait_for(lambda: count(database_url, "select count(*) from predictions") >= 300
-                    or proc.poll() is not None, timeout=120)
+                    or proc.poll() is not None, timeout=120), log_of(proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 0, proc.stderr.read().decode()[-2000:]
+    assert proc.wait(60) == 0, log_of(proc)
     written = count(database_url, "select count(*) from predictions")
     committed, end = committed_and_end(broker, topics["group"], topics["input"])
     # Everything read was written, and the committed offsets cover exactly what was written.
@@ -64,9 +64,9 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(broker, topic_names, dat
     assert 0 < written <= n
     # A restart picks up exactly where the clean stop left off.
     proc = start(env)
-    assert wait_for(lambda: count(database_url, "select count(*) from predictions") >= n, timeout=120)
+    assert wait_for(lambda: count(database_url, "select count(*) from predictions") >= n, timeout=120), log_of(proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 0
+    assert proc.wait(60) == 0, log_of(proc)
     assert count(database_url, "select count(distinct message_id) from predictions") == n
     committed, end = committed_and_end(broker, topics["group"], topics["input"])
     assert committed == end

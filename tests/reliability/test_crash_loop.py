@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import REAL_KAFKA
 from tests.daemon.harness import (
-    committed_and_end, count, daemon_env, finish_stream, make_topics, produce, read_topic, start, tweet, wait_for,
+    committed_and_end, count, daemon_env, finish_stream, log_of, make_topics, produce, read_topic, start, tweet, wait_for,
 )
 
 # 9-11 minutes on the shared, busy 2-core dev VM (load ~9): more than the 600 s default timeout.
@@ -48,8 +48,9 @@ def test_twenty_sigkills_lose_and_duplicate_nothing(broker, topic_names, databas
     for _ in range(KILLS):
         proc = start(env)
         target = done() + rng.randint(1, 400)  # kill at a random point once it is writing
-        assert wait_for(lambda: done() >= target or proc.poll() is not None, timeout=120, interval=0.01)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert wait_for(lambda: done() >= target or proc.poll() is not None, timeout=120, interval=0.01), (
+            f"no progress for 120 s ({done()} of {N}); daemon log:\n{log_of(proc)}")
+        assert proc.poll() is None, log_of(proc)
         # Half the kills land right after a database commit is seen, i.e. mostly before its offset
         # commit; the others anywhere in the next 0.3 s.
         if rng.random() < 0.5:

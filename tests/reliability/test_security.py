@@ -28,7 +28,7 @@ from schemas.errors import ConfigError
 from schemas.messages import DeadLetter
 from schemas.settings import DatabaseSettings, KafkaSettings, ModelSettings, Settings, load_settings
 from tests.daemon.harness import (
-    DaemonThread, count, daemon_env, make_settings, make_topics, produce, start, tweet, wait_for,
+    DaemonThread, count, daemon_env, log_of, make_settings, make_topics, produce, start, tweet, wait_for,
 )
 from tests.factories import build_lora_adapter
 
@@ -84,7 +84,7 @@ def test_daemon_refuses_pickle_adapter_at_start_up(adapters, broker, topic_names
                      SENTISTREAM_MODEL__ADAPTER_PATH=str(adapters["pickled"]))
     proc = start(env)
     code = proc.wait(120)
-    err = proc.stderr.read().decode()
+    err = log_of(proc, tail=None)
     assert code == 2, err[-2000:]
     assert f"adapter {adapters['pickled']}: pickle weights ['adapter_model.bin'] are refused" in err
     assert not adapters["marker"].exists()
@@ -155,8 +155,8 @@ def test_daemon_logs_hold_no_secrets_and_no_message_text(broker, topic_names, da
                     and count(database_url, "select count(*) from dead_letters") >= 1 or proc.poll() is not None,
                     timeout=120)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    log = err.decode(errors="replace")
+    proc.wait(60)
+    log = log_of(proc, tail=None)
     assert proc.returncode == 0, log[-2000:]
     assert '"event": "daemon_started"' in log and "***" in log  # logged, with the URL masked
     assert DB_PASSWORD not in log and SASL_PASSWORD not in log
