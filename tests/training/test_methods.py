@@ -197,7 +197,7 @@ def test_qlora_on_cuda_uses_paged_8bit_adamw(tiny_bert_dir, data, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("method", ["lora", "head"])
+@pytest.mark.parametrize("method", ["lora", "head", "sparta"])
 def test_training_device_auto_trains_on_cuda(method, tiny_bert_dir, data, tmp_path):
     cfg = settings(tiny_bert_dir, method, epochs=1, precision="bf16")
     res = fit(cfg, tiny_bert_dir, *data[:2], tmp_path / method, progress=False)

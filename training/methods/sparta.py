@@ -68,14 +68,15 @@ def save(model: nn.Module, cfg: TrainingSettings, out_dir: Path, base_dir: Path)
     from models.sparta import save_sparta
     from models.sparta.format import HEAD_PARAM
 
+    # Saved from the CPU: the model may have trained on CUDA, the head's initial values stay on the CPU.
     indices, deltas = {}, {}
     for name, m in model.named_modules():
         if parametrize.is_parametrized(m, "weight"):
             p = m.parametrizations.weight[0]
-            indices[f"{name}.weight"], deltas[f"{name}.weight"] = p.indices, p.delta.detach()
+            indices[f"{name}.weight"], deltas[f"{name}.weight"] = p.indices.cpu(), p.delta.detach().cpu()
     params = dict(model.named_parameters())
     for name, w0 in model.sentistream_head_init.items():
-        w = params[name].detach()
+        w = params[name].detach().cpu()
         indices[name] = torch.ones(w.shape).nonzero()
         deltas[name] = (w.float() - w0.float()).flatten()
     head_init = model.sentistream_head_init.get(HEAD_PARAM)
