@@ -27,11 +27,10 @@ import torch
 
 from models.hf import SequenceClassifier
 from models.loading import DEFAULT_LABELS, default_model_dir
+from models.spec import load_spec
 from schemas.settings import BatchSettings
 
-REPO = Path(__file__).resolve().parent.parent
-ADAPTER = REPO / "models" / "adapters" / "minilm-sst2"
-SAMPLE = REPO / "daemon" / "sample" / "messages.jsonl"
+SAMPLE = Path(__file__).resolve().parent.parent / "daemon" / "sample" / "messages.jsonl"
 
 
 def model_dir(config_dir: Path | None, tmp: Path) -> Path:
@@ -59,24 +58,25 @@ def main() -> int:
     lines = SAMPLE.read_bytes().splitlines()
     texts = [orjson.loads(x)["text"] for x in itertools.islice(itertools.cycle(lines), args.messages)]
     batch = BatchSettings().max_size
+    adapter = load_spec("minilm-lora-sst2").adapter.path
     print(f"device: {torch.cuda.get_device_name()}; {args.messages} sample messages in batches of {batch}")
-    print("| token budget | msgs/s | peak allocated MiB | peak reserved MiB | weights MiB |")
+    print("| token budget | msgs/s | peak allocated MiB | peak reserved MiB | allocated after load MiB |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = model_dir(args.config_dir, Path(tmp))
         for budget in (int(b) for b in args.token_budgets.split(",")):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            clf = SequenceClassifier(base, adapter_dir=ADAPTER, adapter_version="shipped",
+            clf = SequenceClassifier(base, adapter_dir=adapter, adapter_version="shipped",
                                      labels=DEFAULT_LABELS, device="cuda", token_budget=budget)
-            weights = torch.cuda.memory_allocated() / 2**20
+            loaded = torch.cuda.memory_allocated() / 2**20
             clf.classify(texts[:batch])  # warm-up: kernels, allocator
             t0 = time.perf_counter()
             for i in range(0, len(texts), batch):
                 clf.classify(texts[i:i + batch])
             rate = len(texts) / (time.perf_counter() - t0)
             print(f"| {budget} | {rate:,.0f} | {torch.cuda.max_memory_allocated() / 2**20:,.0f} "
-                  f"| {torch.cuda.max_memory_reserved() / 2**20:,.0f} | {weights:,.0f} |", flush=True)
+                  f"| {torch.cuda.max_memory_reserved() / 2**20:,.0f} | {loaded:,.0f} |", flush=True)
             del clf
     return 0
 

@@ -14,12 +14,11 @@ the ratio, and the max |probability difference| between the modes.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
-from benchmarks.common import fmt_runs, load_texts, machine, median, table
+from benchmarks.common import fmt_runs, load_texts, machine, median, table, timed_classify
 from models.batching import plan_batches
 from models.classifier import SpecClassifier
 from models.hf import SequenceClassifier
@@ -36,12 +35,6 @@ def classifiers(token_budget: int) -> dict[str, dict[bool, object]]:
     preset = {overlap: SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": overlap}))
               for overlap in (False, True)}
     return {"plain (daemon default)": plain, "preset minilm-lora-sst2": preset}
-
-
-def run(clf, calls: list[list[str]]) -> tuple[float, np.ndarray]:
-    t0 = time.perf_counter()
-    probs = [clf.classify(c).probs for c in calls]
-    return sum(map(len, calls)) / (time.perf_counter() - t0), np.concatenate(probs)
 
 
 def main() -> int:
@@ -61,11 +54,11 @@ def main() -> int:
         tok = pair[False].tokenizer
         passes = np.mean([len(plan_batches([len(x) for x in tok(c, truncation=True, max_length=128)["input_ids"]],
                                            args.token_budget)) for c in calls])
-        run(pair[False], calls[:2]), run(pair[True], calls[:2])  # warm-up
+        timed_classify(pair[False], calls[:2]), timed_classify(pair[True], calls[:2])  # warm-up
         rates: dict[bool, list[float]] = {False: [], True: []}
         diff = 0.0
         for _ in range(args.repeats):
-            (r_seq, p_seq), (r_ovl, p_ovl) = run(pair[False], calls), run(pair[True], calls)
+            (r_seq, p_seq), (r_ovl, p_ovl) = timed_classify(pair[False], calls), timed_classify(pair[True], calls)
             rates[False].append(r_seq)
             rates[True].append(r_ovl)
             diff = max(diff, float(np.abs(p_seq - p_ovl).max()))

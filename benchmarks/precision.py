@@ -12,22 +12,15 @@ label agreement and the largest probability difference.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
-from benchmarks.common import DATA_DIR, fmt_runs, load_texts, machine, median, table
+from benchmarks.common import DATA_DIR, fmt_runs, load_texts, machine, median, table, timed_classify
 from models.loading import load_classifier
 from models.runtime import native_bf16
 from models.spec import load_spec
 from schemas.settings import ModelSettings
-
-
-def probs_of(clf, calls: list[list[str]]) -> tuple[float, np.ndarray]:
-    t0 = time.perf_counter()
-    out = [clf.classify(c).probs for c in calls]
-    return sum(map(len, calls)) / (time.perf_counter() - t0), np.concatenate(out)
 
 
 def dev_set() -> tuple[list[str], np.ndarray]:
@@ -52,14 +45,14 @@ def main() -> int:
     texts = load_texts(args.n)
     calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
     for clf in clfs.values():
-        probs_of(clf, calls[:2])  # warm-up
+        timed_classify(clf, calls[:2])  # warm-up
     rates: dict[str, list[float]] = {p: [] for p in clfs}
     for _ in range(args.repeats):
         for p, clf in clfs.items():
-            rates[p].append(probs_of(clf, calls)[0])
+            rates[p].append(timed_classify(clf, calls)[0])
     dev, gold = dev_set()
     dev_calls = [dev[i:i + args.call_size] for i in range(0, len(dev), args.call_size)]
-    dev_probs = {p: probs_of(clf, dev_calls)[1] for p, clf in clfs.items()}
+    dev_probs = {p: timed_classify(clf, dev_calls)[1] for p, clf in clfs.items()}
     rows = [[p, f"{median(rates[p]):.1f}", fmt_runs(rates[p]), f"{(dev_probs[p].argmax(1) == gold).mean():.4f}"]
             for p in clfs]
     print(f"{len(texts)} SST-2 training sentences in calls of {args.call_size}, {args.repeats} repeats, "

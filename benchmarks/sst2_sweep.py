@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# Not benchmarks.common's DATA_DIR: that module needs the Kafka and Postgres clients, which a GPU
+# machine running only this sweep does not have.
 DATA = Path(os.environ.get("SENTISTREAM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RUN4 = {"precision": "bf16", "lora_dropout": 0.0, "learning_rate": 1e-3, "epochs": 2, "val_fraction": 0.015,
         "eval_every_steps": 0, "early_stopping_patience": 100, "keep": "last"}
