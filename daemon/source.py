@@ -5,18 +5,22 @@ The consumer is not thread-safe; only the poll loop touches it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from schemas.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
+# The input topics' metadata normally arrives within milliseconds; past this (broker down, topic not
+# created yet) the consumer goes on and finds the topics at its next metadata refresh.
+METADATA_WAIT_S = 10.0
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -62,6 +66,28 @@ class KafkaSource:
             max_poll_interval_ms=settings.max_poll_interval_ms,
         )
         self.consumer.subscribe(list(settings.input_topics), listener=_Listener(self))
+        self.await_metadata(METADATA_WAIT_S)
+
+    def await_metadata(self, timeout_s: float) -> None:
+        """Wait until the client knows the input topics' partitions, before the first poll joins the
+        group. kafka-python can otherwise join first; as group leader it then assigns no partitions
+        ("No partition metadata for topic") and needs a second rebalance once the metadata arrives
+        (dpkp/kafka-python#2377). Uses the pinned client's metadata future, like its own
+        ``partitions_for_topic`` but bounded."""
+        c = self.consumer
+        deadline = time.monotonic() + timeout_s
+        while missing := [t for t in self.settings.input_topics if c._cluster.partitions_for_topic(t) is None]:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                log.warning("input_topics_without_metadata", topics=missing, waited_s=timeout_s)
+                return
+            try:
+                c._net.run(c._manager.wait_for, c._cluster.request_update(), left_ms)
+            except KafkaTimeoutError:
+                continue
+            except KafkaError as e:
+                log.warning("metadata_request_failed", error=str(e)[:200])
+                time.sleep(min(0.5, left_ms / 1000))
 
     def poll(self, timeout_ms: int) -> list[ConsumerRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.max_poll_records)

@@ -40,6 +40,8 @@ def spec_from_settings(settings: ModelSettings) -> ModelSpec:
     for name in ("compile", "overlap_host_work"):
         if name in given:
             changes[f"runtime.{name}"] = getattr(settings, name)
+    if settings.token_budget is not None:
+        changes["runtime.token_budget"] = settings.token_budget
     if "precision" in given and settings.precision != "auto":
         changes["quantization.mode"] = "bf16" if settings.precision == "bf16" else "none"
     for name in ("adapters", "routes"):
@@ -79,6 +81,8 @@ def plain_sparta_spec(settings: ModelSettings) -> ModelSpec:
     }
     if settings.precision != "auto":
         changes["quantization.mode"] = "bf16" if settings.precision == "bf16" else "none"
+    if settings.token_budget is not None:
+        changes["runtime.token_budget"] = settings.token_budget
     if settings.path is not None:
         changes["base"] = {"id": str(settings.path)}
     return load_spec(DEFAULT_PRESET).with_overrides(**changes)
@@ -102,6 +106,7 @@ def load_classifier(settings: ModelSettings) -> Classifier:
             compile=settings.compile,
             overlap_host_work=settings.overlap_host_work,
             precision=settings.precision,
+            token_budget=settings.token_budget,
         )
     return SequenceClassifier(
         settings.path,
@@ -113,4 +118,5 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         compile=settings.compile,
         overlap_host_work=settings.overlap_host_work,
         precision=settings.precision,
+        token_budget=settings.token_budget,
     )

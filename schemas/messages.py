@@ -18,6 +18,8 @@ EMPTY_TEXT = "empty_text"
 OVERSIZED = "oversized_text"
 SCHEMA = "schema_violation"
 CLASSIFY_FAILED = "classification_failed"
+# A record on the labels topic the trainer could not use (its reason is in error_text).
+LABEL_REJECTED = "label_rejected"
 
 
 def utcnow() -> datetime:

@@ -1,15 +1,19 @@
 """The labels topic: JSON records ``{"message_id", "label", "labeled_by"?, "text"?}`` upserted into
-the labels table. Offsets are committed only after the batch's transaction commits, so a crash
-replays labels (the upsert makes that harmless) and never loses one."""
+the labels table; a record that cannot be used goes to the ``dead_letters`` table with its reason, in
+the same transaction. Offsets are committed only after that transaction commits, so a crash replays
+records (the upsert and the dead letters' position key make that harmless) and never loses one."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
+from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy.engine import Engine
 
+from schemas.messages import LABEL_REJECTED, utcnow
 from schemas.settings import KafkaSettings
 from training.labels import ImportResult, write_labels
 from training.readers import Example, Rejected, normalize_label
@@ -39,6 +43,12 @@ def parse_record(value: bytes | None, position: int, labels: Sequence[str]) -> E
     return Example(mid, text.strip() if text else None, label, str(by) if by else None, position)
 
 
+def dead_letter_row(record: ConsumerRecord, rejected: Rejected) -> dict:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "message_id": None, "key": record.key, "original": record.value or b"",
+            "error_kind": LABEL_REJECTED, "error_text": rejected.reason, "failed_at": utcnow()}
+
+
 class LabelsConsumer:
     def __init__(self, kafka: KafkaSettings, topic: str, engine: Engine, labels: Sequence[str],
                  group_id: str | None = None) -> None:
@@ -56,11 +66,15 @@ class LabelsConsumer:
     def poll_once(self, timeout_ms: int = 1000, max_records: int = 2000) -> ImportResult:
         """Read what is there, write it, then commit the offsets."""
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        items = [parse_record(r.value, r.offset, self.labels) for recs in batches.values() for r in recs]
-        if not items:
+        records = [r for recs in batches.values() for r in recs]
+        if not records:
             return ImportResult()
-        res = write_labels(self.engine, items, labeled_by="labels-topic", origin="kafka")
+        # A rejected item's line is its record's index in this poll, which maps it back to its position.
+        items = [parse_record(r.value, i, self.labels) for i, r in enumerate(records)]
+        res = write_labels(self.engine, items, labeled_by="labels-topic", origin="kafka",
+                           dead_letter=lambda rej: dead_letter_row(records[rej.line], rej))
         self.consumer.commit()
+        res.rejected = [replace(r, line=records[r.line].offset) for r in res.rejected]
         for r in res.rejected:
             log.warning("labels.topic_rejected", offset=r.line, reason=r.reason)
         log.info("labels.consumed", written=res.written, rejected=len(res.rejected))

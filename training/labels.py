@@ -6,7 +6,7 @@ earlier label. Rows without text must name a message the daemon already classifi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.db import LabelRow, PredictionRow
+from schemas.db import DeadLetterRow, LabelRow, PredictionRow
 from training.readers import Example, Rejected, read_labeled
 
 log = structlog.get_logger("training.labels")
@@ -33,12 +33,16 @@ class ImportResult:
                 "reasons": [{"line": r.line, "reason": r.reason} for r in self.rejected]}
 
 
-def _upsert(c: Connection, rows: list[dict]) -> None:
+def _insert(c: Connection):
     if c.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(L).values(rows)
+    return insert
+
+
+def _upsert(c: Connection, rows: list[dict]) -> None:
+    stmt = _insert(c)(L).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["message_id", "labeled_by"],
         set_={"label": stmt.excluded.label, "text": stmt.excluded.text, "origin": stmt.excluded.origin,
@@ -55,9 +59,11 @@ def _known_ids(c: Connection, ids: Iterable[str]) -> set[str]:
     return found
 
 
-def write_labels(engine: Engine, items: Sequence[Example | Rejected], *, labeled_by: str,
-                 origin: str) -> ImportResult:
-    """Upsert the good rows; a row without text whose message id is unknown is rejected."""
+def write_labels(engine: Engine, items: Sequence[Example | Rejected], *, labeled_by: str, origin: str,
+                 dead_letter: Callable[[Rejected], dict] | None = None) -> ImportResult:
+    """Upsert the good rows; a row without text whose message id is unknown is rejected. With
+    ``dead_letter`` (a rejected row to a ``dead_letters`` row), the rejected rows are kept there, in
+    the same transaction as the labels."""
     res = ImportResult(rejected=[r for r in items if isinstance(r, Rejected)])
     good = [e for e in items if isinstance(e, Example)]
     with engine.begin() as c:
@@ -76,6 +82,10 @@ def write_labels(engine: Engine, items: Sequence[Example | Rejected], *, labeled
         for s in range(0, len(batch), CHUNK):
             _upsert(c, batch[s:s + CHUNK])
         res.written = len(batch)
+        if dead_letter and res.rejected:
+            # A replay after a crash finds the same positions and inserts nothing new.
+            c.execute(_insert(c)(DeadLetterRow).on_conflict_do_nothing(
+                index_elements=["topic", "partition", "offset"]), [dead_letter(r) for r in res.rejected])
     res.rejected.sort(key=lambda r: r.line)
     return res
 

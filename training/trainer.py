@@ -25,6 +25,7 @@ from models.loading import is_sparta_dir
 from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_pooling, pooling_of
 from schemas.settings import TrainingSettings
 from training import methods
+from training.averaging import WeightAverage
 from training.errors import TrainingError
 from training.methods.common import train_device
 from training.metrics import compute_metrics
@@ -217,6 +218,8 @@ def fit(
     metric = cfg.primary_metric
     autocast = cfg.precision == "bf16"
     cache = fill_prefix_cache(model, cfg, tr, pad, dev) if cfg.frozen_layers else None
+    average = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay else None
+    averaged = average.applied if average else nullcontext
     log.info("fit.start", train=len(tr), val=len(va), steps=total_steps, method=cfg.method,
              trainable=sum(p.numel() for p in params))
 
@@ -228,7 +231,8 @@ def fit(
     def evaluate(epoch: float) -> bool:
         """Record one evaluation; False when early stopping says stop."""
         nonlocal best_score, best_state, bad_evals, last_metrics
-        probs = predict(model, va, pad)
+        with averaged():
+            probs = predict(model, va, pad)
         m = last_metrics = compute_metrics(va.labels, probs.argmax(1), labels)
         row = {"step": step, "epoch": round(epoch, 3), "train_loss": float(np.mean(running)) if running else None,
                "seconds": round(time.monotonic() - t0, 1), "val": {k: m[k] for k in
@@ -241,7 +245,8 @@ def fit(
             on_eval(row)
         if m[metric] > best_score:
             best_score, bad_evals, res.best = m[metric], 0, m
-            best_state = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+            with averaged():
+                best_state = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
             return True
         bad_evals += 1
         return bad_evals <= cfg.early_stopping_patience
@@ -267,6 +272,8 @@ def fit(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+            if average:
+                average.update()
             step += 1
             if cfg.max_train_seconds and time.monotonic() - t0 > cfg.max_train_seconds:
                 stop = "time budget"
@@ -285,6 +292,8 @@ def fit(
     res.stopped = stop or "epochs"
     if cfg.keep == "last":
         res.best = last_metrics
+        if average:
+            average.copy_to_model()
     elif best_state is not None:
         with torch.no_grad():
             named = dict(model.named_parameters())
@@ -326,7 +335,7 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
         "hyperparameters": cfg.model_dump(mode="json", include={
             "max_length", "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
             "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed",
-            "frozen_layers", *method.HYPERPARAMETERS}),
+            "frozen_layers", "ema_decay", *method.HYPERPARAMETERS}),
         **extra,
         "best_val": {k: res.best.get(k) for k in ("accuracy", "macro_f1", "n")},
         "stopped": res.stopped,

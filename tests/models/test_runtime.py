@@ -14,7 +14,7 @@ import torch
 from models.batching import plan_batches
 from models.classifier import SpecClassifier
 from models.errors import SpecError
-from models.hf import SequenceClassifier
+from models.hf import CPU_TOKEN_BUDGET, SequenceClassifier
 from models.loading import load_classifier, spec_from_settings
 from models.runtime import Prefetcher, compile_forward
 from models.spec import load_spec
@@ -146,6 +146,17 @@ def test_runtime_settings_override_the_spec_and_old_compile_switch_values_still_
     assert preset_on("s4", base, **{"runtime.compile": True}).runtime.compile == "default"
     assert preset_on("s4", base, **{"runtime.compile": False}).runtime.compile == "none"
 
+
+def test_token_budget_setting_reaches_both_set_ups(tiny_base, tiny_bert_dir):
+    base = tiny_base("gpt2")
+    preset_budget = spec_from_settings(ModelSettings(preset="s4", path=base)).runtime.token_budget
+    assert spec_from_settings(ModelSettings(preset="s4", path=base, token_budget=512)).runtime.token_budget == 512
+    assert preset_budget != 512
+    plain = load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu"))
+    assert plain.token_budget == CPU_TOKEN_BUDGET
+    assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", token_budget=64)).token_budget == 64
+    with pytest.raises(ConfigError, match=r"model\.token_budget"):
+        load_settings(model={"token_budget": 0})
 
 def test_cuda_graph_mode_falls_back_off_cuda():
     module = torch.nn.Linear(4, 2)

@@ -135,4 +135,4 @@ def test_default_preset_serves_the_shipped_adapter_on_sst2(data_dir):
     res = clf.classify([r["sentence"] for r in rows])
     acc = accuracy_score([int(r["label"]) for r in rows], res.probs.argmax(1))
     assert res.adapter_versions[0] == "minilm-sst2"
-    assert acc > 0.85, acc  # the training report gives 0.8807 on this split
+    assert acc > 0.85, acc  # the training report gives 0.9014 on this split

@@ -1,5 +1,5 @@
 """The labels topic on a real Kafka-protocol broker: good records land in the labels table, bad ones
-are rejected with reasons, and offsets are committed after the write."""
+are rejected with reasons and kept in the dead_letters table, and offsets are committed after the write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import select
 
-from schemas.db import LabelRow, make_engine
+from schemas.db import DeadLetterRow, LabelRow, make_engine
+from schemas.messages import LABEL_REJECTED
 from schemas.settings import KafkaSettings
 from training.consumer import LabelsConsumer
 
@@ -24,6 +25,7 @@ def test_labels_topic_to_table(broker, topic_names, database_url):
         {"message_id": "t2", "text": "hate it", "label": 0},
         {"message_id": "t3", "text": "hmm", "label": "bored"},
         {"text": "no id", "label": "positive"},
+        {"message_id": "never-seen", "label": "positive"},
     ]
     for r in records:
         producer.send(topic, json.dumps(r).encode())
@@ -41,10 +43,18 @@ def test_labels_topic_to_table(broker, topic_names, database_url):
 
     assert res.written == 2
     assert sorted(r.reason.split(":")[0] for r in res.rejected) == [
-        "invalid JSON", "missing message_id", "unknown label 'bored'; expected one of ['negative', 'positive'] or 0..1"]
+        "invalid JSON", "missing message_id", "unknown label 'bored'; expected one of ['negative', 'positive'] or 0..1",
+        "unknown message id 'never-seen' and no text"]
+    assert sorted(r.line for r in res.rejected) == [2, 3, 4, 5]  # the records' offsets
     with engine.connect() as c:
         rows = {r.message_id: (r.label, r.labeled_by, r.origin) for r in c.execute(select(LabelRow.__table__))}
+        dead = {r.offset: r for r in c.execute(select(DeadLetterRow.__table__))}
     assert rows == {"t1": ("positive", "ana", "kafka"), "t2": ("negative", "labels-topic", "kafka")}
+    # Nothing is lost: each rejected record is kept whole, at its position, with its reason.
+    assert sorted(dead) == [2, 3, 4, 5]
+    assert {(d.topic, d.partition, d.error_kind) for d in dead.values()} == {(topic, 0, LABEL_REJECTED)}
+    assert dead[5].original == b"\xff not json" and dead[5].error_text.startswith("invalid JSON")
+    assert json.loads(dead[4].original) == records[4] and "never-seen" in dead[4].error_text
 
     # A new member of the same group starts after the committed offsets: nothing is read twice.
     again = LabelsConsumer(kafka, topic, engine, ("negative", "positive"), group_id=consumer.consumer.config["group_id"])
