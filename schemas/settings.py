@@ -282,7 +282,7 @@ class TrainingSettings(_Section):
     ema_decay: float = Field(
         default=0.0, ge=0, lt=1,
         description="Evaluate and save an exponential moving average of the trainable weights with this "
-        "decay per step (e.g. 0.999); 0: the trained weights themselves",
+        "decay per step (0.998 trained the shipped SST-2 adapter); 0: the trained weights themselves",
     )
     val_fraction: float = Field(default=0.05, gt=0, lt=0.5)
     seed: int = 13

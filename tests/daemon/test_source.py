@@ -13,7 +13,6 @@ from daemon.source import KafkaSource
 from schemas.settings import KafkaSettings
 
 
-
 def kafka_settings(broker, topic: str, group: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=broker.bootstrap_servers, api_version=broker.api_version,
                          input_topics=(topic,), group_id=group, session_timeout_ms=10_000,
