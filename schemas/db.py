@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -106,6 +107,17 @@ class LabelRow(Base):
         UniqueConstraint("message_id", "labeled_by", name="uq_labels_message_labeler"),
         Index("ix_labels_labeled_at", "labeled_at"),
     )
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_insert(dialect: str):
+    """The dialect's ``insert``, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise ValueError(f"database.url: dialect {dialect!r} is not supported")
+    return insert
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from schemas.db import DeadLetterRow, LabelRow, PredictionRow
+from schemas.db import DeadLetterRow, LabelRow, PredictionRow, dialect_insert
 from training.readers import Example, Rejected, read_labeled
 
 log = structlog.get_logger("training.labels")
@@ -33,16 +33,8 @@ class ImportResult:
                 "reasons": [{"line": r.line, "reason": r.reason} for r in self.rejected]}
 
 
-def _insert(c: Connection):
-    if c.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 def _upsert(c: Connection, rows: list[dict]) -> None:
-    stmt = _insert(c)(L).values(rows)
+    stmt = dialect_insert(c.dialect.name)(L).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["message_id", "labeled_by"],
         set_={"label": stmt.excluded.label, "text": stmt.excluded.text, "origin": stmt.excluded.origin,
@@ -84,7 +76,7 @@ def write_labels(engine: Engine, items: Sequence[Example | Rejected], *, labeled
         res.written = len(batch)
         if dead_letter and res.rejected:
             # A replay after a crash finds the same positions and inserts nothing new.
-            c.execute(_insert(c)(DeadLetterRow).on_conflict_do_nothing(
+            c.execute(dialect_insert(c.dialect.name)(DeadLetterRow).on_conflict_do_nothing(
                 index_elements=["topic", "partition", "offset"]), [dead_letter(r) for r in res.rejected])
     res.rejected.sort(key=lambda r: r.line)
     return res

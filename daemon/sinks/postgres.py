@@ -7,15 +7,11 @@ batch replayed after a crash inserts nothing twice.
 from __future__ import annotations
 
 from sqlalchemy import exc
-from sqlalchemy.dialects import postgresql, sqlite
 
 from daemon.batch import Batch
 from daemon.errors import SinkUnavailable
-from schemas.db import DeadLetterRow, PredictionRow, make_engine
+from schemas.db import DeadLetterRow, PredictionRow, dialect_insert, make_engine
 from schemas.settings import DatabaseSettings
-
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def connect_args(settings: DatabaseSettings) -> dict:
     url = settings.url.get_secret_value()
@@ -57,9 +53,7 @@ class PostgresSink:
         url = settings.url.get_secret_value()
         kwargs = {} if url.startswith("sqlite") else {"pool_size": settings.pool_size}
         self.engine = make_engine(url, connect_args=connect_args(settings), **kwargs)
-        insert = _INSERTS.get(self.engine.dialect.name)
-        if insert is None:
-            raise ValueError(f"database.url: dialect {self.engine.dialect.name!r} is not supported")
+        insert = dialect_insert(self.engine.dialect.name)
         self._pred_stmt = insert(PredictionRow).on_conflict_do_nothing(index_elements=["message_id"])
         self._dead_stmt = insert(DeadLetterRow).on_conflict_do_nothing(
             index_elements=["topic", "partition", "offset"]

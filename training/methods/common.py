@@ -38,11 +38,13 @@ def load_base(base_dir: Path, labels: Sequence[str], *, serving_init: bool = Fal
 
 
 def train_device(cfg: TrainingSettings) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("training.device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
-    return torch.device(cfg.device)
+    from models.build import resolve_device
+    from models.errors import ModelLoadError
+
+    try:
+        return resolve_device(cfg.device)
+    except ModelLoadError as e:
+        raise TrainingError(f"training.{e}") from None
 
 
 def matches(module_name: str, names: Sequence[str]) -> bool:

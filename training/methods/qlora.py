@@ -27,8 +27,9 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
     from models import quant
     from models.errors import MissingBackendError
 
+    dev = train_device(cfg)
     try:
-        kwargs = quant.load_kwargs(quantization(cfg), train_device(cfg))
+        kwargs = quant.load_kwargs(quantization(cfg), dev)
     except MissingBackendError as e:
         raise TrainingError(f"training.method 'qlora': {e}") from None
     from peft import prepare_model_for_kbit_training
@@ -40,7 +41,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
         if hasattr(m, "support_avx512bf16_for_cpu"):
             m.support_avx512bf16_for_cpu = False
     # Checkpointing trades compute for GPU memory; CPU runs have RAM to spare and no time to spare.
-    base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=train_device(cfg).type == "cuda")
+    base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=dev.type == "cuda")
     # Only the full-precision head can be saved whole; a 4-bit pooler gets LoRA like any linear.
     keep = [m for m in cfg.modules_to_save if m in quant.HEAD_MODULES]
     return lora.attach(cfg, base, warm_start, keep)
