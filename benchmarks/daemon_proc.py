@@ -15,7 +15,7 @@ import threading
 import time
 
 from daemon.app import Daemon
-from daemon.logs import configure_logging
+from schemas.logs import configure_logging
 from schemas.settings import Settings
 
 

@@ -4,11 +4,10 @@
                                                      [--repeats 3] [--threads 2]
 
 SST-2 training sentences are classified in calls of ``--call-size`` (the daemon's batch size);
-each call is cut into token-budget forward passes. Both classifier paths are measured: the plain
-one the daemon uses without a preset (``models.hf.SequenceClassifier``) and the spec path
-(preset ``minilm-lora-sst2``, ``models.classifier.SpecClassifier``). Modes alternate within each
-repeat, so a ratio compares runs made under the same load. Prints msgs/s (median of the repeats),
-the ratio, and the max |probability difference| between the modes.
+each call is cut into token-budget forward passes. The classifier is the daemon's default
+(``load_classifier`` with no preset: ``minilm-lora-sst2``, ``models.classifier.SpecClassifier``).
+Modes alternate within each repeat, so a ratio compares runs made under the same load. Prints msgs/s
+(median of the repeats), the ratio, and the max |probability difference| between the modes.
 """
 
 from __future__ import annotations
@@ -20,21 +19,15 @@ import torch
 
 from benchmarks.common import fmt_runs, load_texts, machine, median, table, timed_classify
 from models.batching import plan_batches
-from models.classifier import SpecClassifier
-from models.hf import SequenceClassifier
-from models.loading import DEFAULT_LABELS, default_model_dir
-from models.spec import load_spec
+from models.loading import load_classifier
+from schemas.settings import ModelSettings
 
 
 def classifiers(token_budget: int) -> dict[str, dict[bool, object]]:
-    spec = load_spec("minilm-lora-sst2").with_overrides(**{"device": "cpu", "runtime.token_budget": token_budget})
-    adapter = spec.adapter.path
-    plain = {overlap: SequenceClassifier(default_model_dir(), adapter_dir=adapter, labels=DEFAULT_LABELS,
-                                         device="cpu", token_budget=token_budget, overlap_host_work=overlap)
-             for overlap in (False, True)}
-    preset = {overlap: SpecClassifier(spec.with_overrides(**{"runtime.overlap_host_work": overlap}))
-              for overlap in (False, True)}
-    return {"plain (daemon default)": plain, "preset minilm-lora-sst2": preset}
+    default = {overlap: load_classifier(ModelSettings(device="cpu", token_budget=token_budget,
+                                                      overlap_host_work=overlap))
+               for overlap in (False, True)}
+    return {"daemon default (minilm-lora-sst2)": default}
 
 
 def main() -> int:
@@ -51,9 +44,8 @@ def main() -> int:
     calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
     rows = []
     for name, pair in classifiers(args.token_budget).items():
-        tok = pair[False].tokenizer
-        passes = np.mean([len(plan_batches([len(x) for x in tok(c, truncation=True, max_length=128)["input_ids"]],
-                                           args.token_budget)) for c in calls])
+        encode = pair[False].renderer.encode
+        passes = np.mean([len(plan_batches([len(x) for x in encode(c)], args.token_budget)) for c in calls])
         timed_classify(pair[False], calls[:2]), timed_classify(pair[True], calls[:2])  # warm-up
         rates: dict[bool, list[float]] = {False: [], True: []}
         diff = 0.0

@@ -1,12 +1,13 @@
-"""`model.precision` fp32 vs bf16 autocast on the daemon's default classifier (offline MiniLM + shipped
-SST-2 LoRA, the plain path `load_classifier` builds), CPU.
+"""`model.precision` on the daemon's default classifier (offline MiniLM + shipped SST-2 LoRA, the
+`minilm-lora-sst2` spec `load_classifier` builds), CPU: fp32, bf16 autocast over fp32 weights (what
+`auto` runs where the hardware has native bf16) and bf16 weights (`bf16`).
 
     .venv/bin/python -m benchmarks.precision [--call-size 32] [--repeats 3] [--threads 2]
 
 Speed: SST-2 training sentences (``--n``) in calls of ``--call-size`` (the benchmarks' daemon batch),
-the two precisions alternating within each repeat, so the ratio compares runs under the same load.
-Agreement: the 872 SST-2 dev sentences under both, with each one's accuracy against the gold labels,
-label agreement and the largest probability difference.
+the precisions alternating within each repeat, so the ratios compare runs under the same load.
+Agreement: the 872 SST-2 dev sentences under each, with its accuracy against the gold labels, and
+against fp32 the label agreement and the largest probability difference.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import DATA_DIR, fmt_runs, load_texts, machine, median, table, timed_classify
-from models.loading import load_classifier
+from models.classifier import SpecClassifier
+from models.loading import spec_from_settings
 from models.runtime import native_bf16
-from models.spec import load_spec
 from schemas.settings import ModelSettings
 
 
@@ -39,9 +40,10 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(machine(), f"native bf16: {native_bf16(torch.device('cpu'))}", flush=True)
-    adapter = load_spec("minilm-lora-sst2").adapter.path
-    clfs = {p: load_classifier(ModelSettings(device="cpu", precision=p, adapter_path=adapter, adapter_version="shipped"))
-            for p in ("fp32", "bf16")}
+    fp32 = spec_from_settings(ModelSettings(device="cpu", precision="fp32"))
+    clfs = {"fp32": SpecClassifier(fp32),
+            "bf16 autocast": SpecClassifier(fp32.with_overrides(**{"runtime.autocast": "bf16"})),
+            "bf16 weights": SpecClassifier(spec_from_settings(ModelSettings(device="cpu", precision="bf16")))}
     texts = load_texts(args.n)
     calls = [texts[i:i + args.call_size] for i in range(0, len(texts), args.call_size)]
     for clf in clfs.values():
@@ -58,9 +60,11 @@ def main() -> int:
     print(f"{len(texts)} SST-2 training sentences in calls of {args.call_size}, {args.repeats} repeats, "
           f"torch threads {args.threads}")
     print(table(["precision", "msgs/s (median)", "runs", "SST-2 dev accuracy"], rows))
-    fp32, bf16 = dev_probs["fp32"], dev_probs["bf16"]
-    print(f"\nbf16 ÷ fp32 speed: {median(rates['bf16']) / median(rates['fp32']):.2f}x; on {len(dev)} dev sentences "
-          f"labels agree {(fp32.argmax(1) == bf16.argmax(1)).mean():.4f}, max |prob diff| {np.abs(fp32 - bf16).max():.4f}")
+    ref = dev_probs["fp32"]
+    for p in list(clfs)[1:]:
+        print(f"\n{p} ÷ fp32 speed: {median(rates[p]) / median(rates['fp32']):.2f}x; on {len(dev)} dev sentences "
+              f"labels agree {(ref.argmax(1) == dev_probs[p].argmax(1)).mean():.4f}, "
+              f"max |prob diff| {np.abs(ref - dev_probs[p]).max():.4f}")
     return 0
 
 

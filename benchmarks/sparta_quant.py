@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from models.build import load_model
 from models.classifier import SpecClassifier
 from models.spec import load_spec
 from tests.models.factories import build_causal_base, random_texts
@@ -41,7 +42,9 @@ def main() -> int:
                 changes |= {"adapter.kind": "none", "adapter.path": None}
             else:
                 changes["adapter.path"] = adapter
-            return SpecClassifier(s0.with_overrides(**changes)).scores(texts)
+            spec = s0.with_overrides(**changes)
+            # Without the adapter the head is untrained: allowed, to measure the adapter's effect.
+            return SpecClassifier(spec, load_model(spec, allow_random_head=adapter is None)).scores(texts)
 
         nf4 = {"quantization.mode": "nf4", "quantization.compute_dtype": "float32"}
         plain_fp, plain_q = scores(None), scores(None, **nf4)

@@ -23,6 +23,8 @@ from daemon.decode import _check_storable, decode_record
 from daemon.metrics import Metrics
 from daemon.sinks.kafka import KafkaSink, prediction_records
 from daemon.worker import InferenceWorker
+from models.languages import LanguageSupport
+from models.spec import load_spec
 from schemas.errors import MessageError
 from schemas.messages import decode_message
 from schemas.settings import KafkaSettings, RetrySettings
@@ -77,6 +79,11 @@ def stage_costs(broker: c.Broker, db_url: str, n: int, reps: int) -> list[list[s
         bs = batches(prefix, n, BATCH)
         worker = InferenceWorker(c.ConstantClassifier(), RetrySettings(), Metrics(), 1)
         add("build Prediction objects (worker, no model)", _us_per_msg(lambda: [worker.process(b) for b in bs], n))
+        detecting = c.ConstantClassifier()
+        detecting.language_support = LanguageSupport.of(load_spec("minilm-lora-sst2"))
+        worker = InferenceWorker(detecting, RetrySettings(), Metrics(), 1)
+        add("  the same, detecting each language (the default preset's)",
+            _us_per_msg(lambda: [worker.process(b) for b in bs], n))
         pair = [("serialize for the output topic (pydantic-core)", lambda: [prediction_records(b) for b in bs]),
                 ("  reference: orjson of model_dump, headers per record", lambda: [_records_orjson(b) for b in bs])]
         for name, fn in pair[::1 if rep % 2 == 0 else -1]:

@@ -31,15 +31,16 @@ DATASETS = {
 
 
 def score(adapter: Path, eval_file: Path, labels: tuple[str, ...], max_length: int) -> dict:
-    from models.hf import SequenceClassifier
-    from models.loading import default_model_dir
+    from models.loading import load_classifier
+    from schemas.settings import ModelSettings
     from training.metrics import compute_metrics
     from training.readers import read_labeled, split
 
     rows, bad = split(list(read_labeled(eval_file, labels)))
     assert not bad, bad[:3]
-    clf = SequenceClassifier(default_model_dir(), adapter_dir=adapter, labels=labels, device="cpu",
-                             max_length=max_length)
+    # fp32, as the trainer's own evaluation runs.
+    clf = load_classifier(ModelSettings(adapter_path=adapter, labels=labels, device="cpu", max_length=max_length,
+                                        precision="fp32"))
     order = np.argsort([len(r.text) for r in rows])
     pred = np.zeros(len(rows), dtype=int)
     for s in range(0, len(rows), 128):
@@ -69,8 +70,8 @@ def main() -> int:
         wall = time.monotonic() - t0
     m = score(args.out, eval_file, labels, args.max_length)
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"| dataset | held-out file | n | accuracy | macro-F1 | MCC | train wall time |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| dataset | held-out file | n | accuracy | macro-F1 | MCC | train wall time |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {args.dataset} | {eval_file.name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
           f"{m['mcc']:.4f} | {f'{wall / 60:.1f} min' if wall else '-'} |")
     for name, f1 in refs.items():

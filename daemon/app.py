@@ -14,12 +14,13 @@ from collections import Counter
 
 import structlog
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 
 from daemon.batch import Batch
 from daemon.batcher import MicroBatcher
 from daemon.checkpoint import Checkpoint
 from daemon.decode import decode_record
-from daemon.errors import ShutdownTimeout, SinkUnavailable
+from daemon.errors import DaemonError, ShutdownTimeout, SinkUnavailable
 from daemon.health import HealthServer
 from daemon.hotswap import AdapterWatcher, active_adapter, load_adapter_classifier
 from daemon.metrics import Metrics
@@ -28,6 +29,7 @@ from daemon.sinks.postgres import PostgresSink
 from daemon.source import KafkaSource
 from daemon.worker import InferenceWorker
 from models.base import Classifier
+from schemas.db import describe_error
 from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -35,6 +37,10 @@ LIVENESS_S = 60.0
 # Poll timeout while the inference worker is busy: bounds how late a finished batch is noticed.
 # An empty kafka-python poll costs ~0.5 ms of CPU, so shorter would take cores from inference.
 HOLD_POLL_MS = 10
+# Closing the Kafka clients at exit: a live broker answers in milliseconds; a dead one is not waited for.
+CLOSE_TIMEOUT_S = 2.0
+# Until the database has answered once, the daemon asks it this often (for /readyz).
+DB_PROBE_INTERVAL_S = 1.0
 
 
 class Daemon:
@@ -44,6 +50,8 @@ class Daemon:
         self.db = PostgresSink(settings.database)
         active = None
         if settings.model.follow_registry:
+            # An empty registry: serve the configured model (the default preset); the daemon never
+            # writes the registry, `db upgrade` and the trainer register the shipped adapter.
             active = active_adapter(self.db.engine, settings.training.adapter_name)
         if classifier is None:
             from models.loading import load_classifier
@@ -62,9 +70,15 @@ class Daemon:
                                           getattr(classifier, "adapter_version", None))
         self._stop = threading.Event()
         self._started = threading.Event()
+        self._db_answered = threading.Event()
         self._in_backoff = False
+        self._down_sink: str | None = None
         self._revoking = False
+        self._closing = False
         self._deadline: float | None = None
+        self._stop_deadline: float | None = None
+        # A fatal error raised inside a rebalance callback, re-raised by the poll loop.
+        self._fatal: DaemonError | None = None
         self._last_loop = time.monotonic()
         self.health: HealthServer | None = None
         self.source: KafkaSource | None = None
@@ -74,15 +88,20 @@ class Daemon:
 
     # Lifecycle
     def stop(self) -> None:
-        """Ask the loop to finish the in-flight work, commit and return (signal-safe)."""
+        """Ask the loop to finish the in-flight work, commit and return within ``shutdown_timeout_s``
+        from the first call, retry loops included (signal-safe)."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self._stop.set()
 
     def is_live(self) -> bool:
         return time.monotonic() - self._last_loop < LIVENESS_S
 
     def is_ready(self) -> bool:
-        return (self._started.is_set() and not self._in_backoff and not self._stop.is_set()
-                and self.source is not None and bool(self.source.assignment()))
+        """Started, the database has answered, partitions are assigned (the broker answered), and no
+        sink is down."""
+        return (self._started.is_set() and self._db_answered.is_set() and not self._in_backoff
+                and not self._stop.is_set() and self.source is not None and bool(self.source.assignment()))
 
     def wait_started(self, timeout: float) -> bool:
         return self._started.wait(timeout)
@@ -95,30 +114,58 @@ class Daemon:
             self.health = HealthServer(obs.http_host, obs.http_port, self.metrics.registry,
                                        self.is_live, self.is_ready)
             self.health.start()
+        threading.Thread(target=self._await_database, name="database-probe", daemon=True).start()
         self.worker.start()
         if self.watcher:
             self.watcher.start()
-        self.out = KafkaSink(s.kafka)
-        self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned, self._on_lost)
-        self.checkpoint = Checkpoint(self.db, self.out, self.source, self.metrics)
-        log.info("daemon_started", topics=list(s.kafka.input_topics), group=s.kafka.group_id,
-                 delivery=s.kafka.delivery, database=s.database.safe_url,
-                 model=self.worker.classifier.model_version)
-        self._started.set()
-        code = 0
+        code = 1
         try:
-            self._loop()
-            code = self._drain()
+            self._connect_kafka()
+            log.info("daemon_started", topics=list(s.kafka.input_topics), group=s.kafka.group_id,
+                     delivery=s.kafka.delivery, database=s.database.safe_url,
+                     model=self.worker.classifier.model_version)
+            self._started.set()
+            code = self._serve()
         finally:
             self._close()
         log.info("daemon_stopped", exit_code=code, processed=self.processed)
         return code
+
+    def _connect_kafka(self) -> None:
+        s = self.settings
+        try:
+            self.out = KafkaSink(s.kafka)
+            self.source = KafkaSource(s.kafka, self._on_revoked, self._on_assigned, self._on_lost,
+                                      stopping=self._stop.is_set)
+        except KafkaError as e:
+            raise DaemonError(f"the Kafka broker at {s.kafka.bootstrap_servers} stopped answering during start-up "
+                              f"({describe_error(e)}): check SENTISTREAM_KAFKA__BOOTSTRAP_SERVERS") from None
+        self.checkpoint = Checkpoint(self.db, self.out, self.source, self.metrics)
+
+    def _serve(self) -> int:
+        """The loop, then the drain; 1 when unwritten batches were left at the shutdown deadline."""
+        try:
+            self._loop()
+            self._flush_all(self.settings.shutdown_timeout_s)
+            return 0
+        except ShutdownTimeout as e:
+            log.error("shutdown_incomplete", error=str(e))
+            return 1
+
+    def _await_database(self) -> None:
+        """Readiness needs the database to have answered once since start."""
+        while not self._stop.is_set():
+            if self.db.ping():
+                self._db_answered.set()
+                return
+            self._stop.wait(DB_PROBE_INTERVAL_S)
 
     # The poll loop
     def _loop(self) -> None:
         poll_ms = self.settings.kafka.poll_timeout_ms
         next_lag = 0.0
         while not self._stop.is_set():
+            self._check_abort()
             self._last_loop = time.monotonic()
             # Hand a due batch to the worker before checkpointing, so inference overlaps the writes.
             self._submit_due()
@@ -163,7 +210,7 @@ class Daemon:
         # A full inference queue is backpressure: keep checkpointing finished batches meanwhile.
         while not self.worker.submit(batch, timeout=0.05):
             self._deliver_done()
-            self._check_deadline()
+            self._check_abort()
 
     def _deliver_done(self) -> None:
         # Every finished batch waiting is checkpointed at once, in order: under load, fewer and
@@ -199,6 +246,7 @@ class Daemon:
                 if not self._in_backoff:
                     log.warning("sink_unavailable_pausing", sink=e.sink, error=str(e)[:300])
                 self._in_backoff = True
+                self._down_sink = e.sink
                 self.metrics.paused.set(1)
                 self.source.pause()
                 wait = e.retry_after if e.retry_after is not None else delay * random.uniform(0.5, 1.5)
@@ -208,7 +256,7 @@ class Daemon:
     def _backoff_sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            self._check_deadline()
+            self._check_abort()
             self._last_loop = time.monotonic()
             if not self._revoking:  # a rebalance callback must not poll again
                 # Keep group membership; records from newly assigned partitions wait in the batcher.
@@ -216,21 +264,34 @@ class Daemon:
                 self.source.pause()
             time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 
-    def _check_deadline(self) -> None:
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            raise ShutdownTimeout("shutdown timeout reached with unwritten batches; their offsets stay uncommitted")
+    def _check_abort(self) -> None:
+        """Every wait and retry loop calls this: raises a fatal error from a rebalance callback, or
+        ShutdownTimeout once the stop (or revoke) deadline has passed."""
+        if self._fatal is not None:
+            raise self._fatal
+        now = time.monotonic()
+        if any(d is not None and now > d for d in (self._deadline, self._stop_deadline)):
+            why = f"{self._down_sink} unavailable" if self._in_backoff else "inference or delivery unfinished"
+            raise ShutdownTimeout(
+                f"stopped with batches not written ({why}) after shutdown_timeout_s "
+                f"({self.settings.shutdown_timeout_s:g} s): their offsets stay uncommitted, so the next run "
+                "reads them again")
 
     # Rebalance and shutdown
     def _on_revoked(self, revoked: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Write everything read so far; return the offsets the callback must commit."""
         if self._in_backoff or not revoked:
             return {}  # sinks are down: the uncommitted records go to the next owner
+        if self._closing:
+            return self.checkpoint.take_pending()  # the drain is over: commit what it wrote, nothing more
         log.info("partitions_revoked", partitions=len(revoked))
         self.checkpoint.defer = self._revoking = True
         try:
             self._flush_all(self.settings.shutdown_timeout_s)
         except ShutdownTimeout:
             log.warning("revoke_flush_incomplete")
+        except DaemonError as e:
+            self._fatal = e  # the callback runs on the consumer's IO thread; the poll loop raises it
         finally:
             self.checkpoint.defer = self._revoking = False
         return self.checkpoint.take_pending()
@@ -251,30 +312,24 @@ class Daemon:
             self._submit(self.batcher.take())
             while not self.worker.wait_idle(0.05):
                 self._deliver_done()
-                self._check_deadline()
+                self._check_abort()
             self._deliver_done()
         finally:
             self._deadline = outer
-
-    def _drain(self) -> int:
-        try:
-            self._flush_all(self.settings.shutdown_timeout_s)
-            return 0
-        except ShutdownTimeout as e:
-            log.error("shutdown_incomplete", error=str(e))
-            return 1
 
     def _update_lag(self) -> None:
         for tp, lag in self.source.lag().items():
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _close(self) -> None:
+        self._closing = True
+        self._stop.set()  # ends the database probe
         if self.watcher:
             self.watcher.stop()
         self.worker.stop()
         for closer in (
-            (lambda: self.source.close()) if self.source else None,
-            (lambda: self.out.close()) if self.out else None,
+            (lambda: self.source.close(CLOSE_TIMEOUT_S)) if self.source else None,
+            (lambda: self.out.close(CLOSE_TIMEOUT_S)) if self.out else None,
             self.db.close,
             self.health.close if self.health else None,
         ):
@@ -283,4 +338,4 @@ class Daemon:
             try:
                 closer()
             except Exception as e:  # noqa: BLE001 - closing must go on
-                log.warning("close_failed", error=str(e)[:200])
+                log.warning("close_failed", error=describe_error(e))

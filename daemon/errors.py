@@ -1,3 +1,4 @@
+from schemas.db import describe_error
 from schemas.errors import SentistreamError
 
 
@@ -13,10 +14,16 @@ class SinkUnavailable(DaemonError):
     """
 
     def __init__(self, sink: str, cause: BaseException, retry_after: float | None = None) -> None:
-        super().__init__(f"{sink} unavailable: {type(cause).__name__}: {cause}"[:500])
+        # The driver's first line only: a statement's text and parameters can hold message text.
+        super().__init__(f"{sink} unavailable: {describe_error(cause)}")
         self.sink = sink
         self.cause = cause
         self.retry_after = retry_after
+
+
+class SinkRejected(DaemonError):
+    """A sink refused a batch for a reason retrying cannot fix (schema missing, a constraint): the
+    daemon stops, and the batch's offsets stay uncommitted so the next run reads it again."""
 
 
 class ShutdownTimeout(DaemonError):

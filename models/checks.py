@@ -54,8 +54,23 @@ def refuse_pickles(path: Path, what: str) -> None:
     if pickles:
         raise UnsafeModelError(
             f"{what} {path}: pickle files {pickles} are refused (loading them can run code); "
-            "re-save the weights as .safetensors"
+            "re-save the weights as .safetensors (save_pretrained(..., safe_serialization=True))"
         )
+
+
+HEAD_WEIGHTS = ("score.weight", "classifier.weight")
+
+
+def base_head_rows(base_dir: Path) -> int | None:
+    """Rows of a trained classification head stored in a local checkpoint, if any."""
+    from safetensors import safe_open
+
+    for f in sorted(Path(base_dir).glob("*.safetensors")):
+        with safe_open(f, framework="pt") as st:
+            for k in st.keys():
+                if k in HEAD_WEIGHTS:
+                    return int(st.get_slice(k).get_shape()[0])
+    return None
 
 
 def check_local_base(base: BaseModelSpec) -> dict:

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from models.base import BatchResult
-from models.batching import pad_batch, plan_batches
+from models.batching import default_token_budget, pad_batch, plan_batches
 from models.build import Loaded, load_model
 from models.heads import GenerateHead, SequenceClassificationHead, VerbalizerHead
+from models.languages import LanguageSupport
 from models.prefix import PrefixCache, shared_prefix, supports_prefix_cache
 from models.prompt import PromptRenderer
-from models.runtime import Prefetcher, compile_forward, to_device
+from models.runtime import Prefetcher, compile_forward, to_device, use_bf16
 from models.spec import ModelSpec
 
 
@@ -27,6 +28,7 @@ class SpecClassifier:
         self.sparta_set = loaded.sparta_set
         self.labels = spec.label_names
         self.model_version = spec.name
+        self.language_support = LanguageSupport.of(spec)
         self.renderer = PromptRenderer(spec, self.tokenizer)
         if spec.head == "sequence_classification":
             self.head = SequenceClassificationHead()
@@ -43,6 +45,9 @@ class SpecClassifier:
         else:
             self.verbalizer.backbone = compile_forward(self.verbalizer.backbone, mode, self.device)
         self.prefetcher = Prefetcher() if spec.runtime.overlap_host_work else None
+        self.token_budget = spec.runtime.token_budget or default_token_budget(self.device)
+        # bf16 or quantized weights bring their own compute dtype.
+        self.bf16 = spec.quantization.mode == "none" and use_bf16(spec.runtime.autocast, self.device)
 
     def _prefix_cache(self, min_tokens: int = 8) -> PrefixCache | None:
         # The cached keys/values depend on the adapter, so one cache serves one adapter only.
@@ -65,7 +70,7 @@ class SpecClassifier:
             enc = pad_batch([ids[i] for i in rows], self.tokenizer.pad_token_id, rt.pad_to_multiple_of, side)
             return rows, to_device(enc, self.device)
 
-        plan = plan_batches([len(x) for x in ids], rt.token_budget, rt.pad_to_multiple_of)
+        plan = plan_batches([len(x) for x in ids], self.token_budget, rt.pad_to_multiple_of)
         return self.prefetcher.map(build, plan) if self.prefetcher else map(build, plan)
 
     def _verbalize_with_prefix(self, texts: Sequence[str], out: list) -> list[int]:
@@ -87,15 +92,16 @@ class SpecClassifier:
         # batch on the host overlaps the device's work on the previous one.
         pending: list[tuple[list[int], torch.Tensor]] = []
         rest = list(range(len(texts)))
-        if self.prefix is not None and head is self.verbalizer:
-            rest = self._verbalize_with_prefix(texts, pending)
-        if rest and self.sparta_set is not None and adapter_names is not None:
-            # SpaRTA adapters are switched into the weights: one group of rows per adapter.
-            for name in dict.fromkeys(adapter_names[i] for i in rest):
-                with self.sparta_set.using(name):
-                    self._run([i for i in rest if adapter_names[i] == name], texts, head, None, pending)
-        elif rest:
-            self._run(rest, texts, head, adapter_names, pending)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if self.prefix is not None and head is self.verbalizer:
+                rest = self._verbalize_with_prefix(texts, pending)
+            if rest and self.sparta_set is not None and adapter_names is not None:
+                # SpaRTA adapters are switched into the weights: one group of rows per adapter.
+                for name in dict.fromkeys(adapter_names[i] for i in rest):
+                    with self.sparta_set.using(name):
+                        self._run([i for i in rest if adapter_names[i] == name], texts, head, None, pending)
+            elif rest:
+                self._run(rest, texts, head, adapter_names, pending)
         out = torch.empty(len(texts), len(self.labels))
         for idx, logits in pending:
             out[torch.tensor(idx)] = logits.cpu()

@@ -21,6 +21,10 @@ class ChecksumError(AdapterError):
     """An adapter's sha256 differs from the one the spec or registry expects."""
 
 
+class UntrainedHeadError(ModelLoadError):
+    """A sequence-classification head would be random: neither the checkpoint nor an adapter holds it."""
+
+
 class LabelMismatchError(ModelLoadError):
     """The spec's labels do not match the model's head or the adapter's head."""
 

@@ -63,19 +63,33 @@ class PromptRenderer:
         return ids
 
     def _shortened(self, text: str, excess: int) -> list[int]:
+        """The longest prefix of the text whose prompt fits ``max_length``. Cutting ``excess`` tokens
+        fits when the cut text re-tokenizes as it was; where it does not (a decoded prefix can
+        tokenize longer), a bisection over the prefix length finds the fit."""
         limit = self.spec.max_length
         text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        def prompt(keep: int) -> list[int]:
+            return self._ids([self.render(self.tokenizer.decode(text_ids[:keep]))])[0]
+
         keep = len(text_ids) - excess
-        while True:
-            if keep <= 0:
-                raise SpecError(
-                    f"spec {self.spec.name!r}: max_length {limit} leaves no room for the message after the "
-                    "prompt template; raise max_length or shorten prompt.system"
-                )
-            row = self._ids([self.render(self.tokenizer.decode(text_ids[:keep]))])[0]
+        row = prompt(keep) if keep > 0 else None
+        if row is not None and len(row) <= limit:
+            return row
+        lo, hi, best = 1, keep - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            row = prompt(mid)
             if len(row) <= limit:
-                return row
-            keep -= len(row) - limit
+                best, lo = row, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            raise SpecError(
+                f"spec {self.spec.name!r}: max_length {limit} leaves no room for the message after the "
+                "prompt template; raise max_length or shorten prompt.system"
+            )
+        return best
 
     def label_token_ids(self) -> list[list[int]]:
         """Token ids of each label word as it continues the prompt (same tokenization context)."""

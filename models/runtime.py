@@ -45,14 +45,14 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Resolve the ``model.precision`` setting (auto / fp32 / bf16) for ``device``."""
-    if precision == "auto":
+def use_bf16(autocast: str, device: torch.device) -> bool:
+    """Resolve ``runtime.autocast`` (none / bf16 / auto) for ``device``."""
+    if autocast == "auto":
         return native_bf16(device)
-    if precision == "bf16" and not native_bf16(device):
+    if autocast == "bf16" and not native_bf16(device):
         log.warning("bf16_emulated", setting="model.precision", device=str(device),
                     hint="this device has no native bf16; fp32 is likely faster")
-    return precision == "bf16"
+    return autocast == "bf16"
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -148,7 +148,8 @@ class GenerateSpec(_Frozen):
 
 class RuntimeSpec(_Frozen):
     # Dynamic batching: at most this many (padded) tokens per forward pass; texts sorted by length.
-    token_budget: int = Field(default=8192, gt=0)
+    # None: 256 on a CPU, 8192 on CUDA (models.batching.default_token_budget).
+    token_budget: int | None = Field(default=None, gt=0)
     pad_to_multiple_of: int = Field(default=8, gt=0)
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     # Reuse the KV cache of the prompt part shared by every message (system prompt); causal heads only.
@@ -159,6 +160,10 @@ class RuntimeSpec(_Frozen):
     # Build the next forward pass's inputs (padding, tensors, pinned copy) in a background thread;
     # off until a gain is measured (benchmarks/RESULTS.md).
     overlap_host_work: bool = False
+    # bf16 autocast around the forward of full-precision weights (quantization.mode none): matmuls in
+    # bf16, norms and softmax in fp32. auto: where the hardware computes bf16 natively (CPUs with
+    # AVX512-BF16 or AMX, CUDA GPUs that support it); elsewhere it would be emulated, and slower.
+    autocast: Literal["none", "bf16", "auto"] = "none"
 
     @field_validator("compile", mode="before")
     @classmethod
@@ -184,6 +189,19 @@ class ModelSpec(_Frozen):
     routes: tuple[RouteRule, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"
     trust_remote_code: Literal[False] = False
+    # Languages the model serves (ISO 639-1 codes); a route with a ``lang`` serves that one too.
+    # Messages in any other language are still classified, flagged ``lang_supported=false``.
+    # Empty: not declared, so no message is flagged (and none is language-detected).
+    languages: tuple[str, ...] = ()
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, langs: tuple[str, ...]) -> tuple[str, ...]:
+        codes = tuple(dict.fromkeys(code.strip().lower() for code in langs))
+        bad = [c for c in codes if not re.fullmatch(r"[a-z]{2,3}", c)]
+        if bad:
+            raise ValueError(f"expected ISO 639-1 codes such as 'en' or 'ko'; got {bad}")
+        return codes
 
     @field_validator("labels")
     @classmethod

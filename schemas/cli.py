@@ -1,31 +1,64 @@
 """The ``sentistream`` command. Packages add subcommands through the ``sentistream.commands``
-entry-point group, so the CLI host needs no import of daemon or training."""
+entry-point group, so the CLI host needs no import of daemon or training.
+
+The host reads the settings once, sets up logging from them for every command, and hands them to
+the command as ``args.settings``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from schemas.errors import SentistreamError
 
 
+def _version() -> str:
+    try:
+        return f"sentistream {version('sentistream')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "sentistream (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser, subcommands' included (add_subparsers makes them of this class), takes --version."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=_version(),
+                          help="print the installed sentistream version and exit")
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from schemas.db import upgrade
-    from schemas.settings import load_settings
 
-    settings = load_settings()
+    settings = args.settings
     upgrade(settings.database.url.get_secret_value(), args.revision)
     print(f"database at {settings.database.safe_url} is at revision {args.revision}")
+    if args.revision != "head":
+        return 0  # an older schema may lack the tables the seeds write
+    # Packages seed their rows (models: the shipped adapter) without schemas importing them.
+    for ep in sorted(entry_points(group="sentistream.db_seed"), key=lambda e: e.name):
+        print(ep.load()(settings))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentistream", description="Streaming sentiment daemon.")
+    parser = _Parser(
+        prog="sentistream",
+        description="Streaming sentiment daemon: classifies messages from Kafka into Postgres and Kafka, "
+        "and trains the adapters it serves. Settings come from SENTISTREAM_* variables or the file "
+        "named by SENTISTREAM_CONFIG_FILE; logs go to stderr (observability.log_format).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    up = db.add_parser("upgrade", help="apply Alembic migrations")
-    up.add_argument("revision", nargs="?", default="head")
+    db = sub.add_parser("db", help="database schema",
+                        description="Manage the database schema at database.url.")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="apply Alembic migrations",
+                          description="Create or migrate the tables at database.url (SENTISTREAM_DATABASE__URL) "
+                          "to REVISION, and seed the rows a fresh database needs.")
+    up.add_argument("revision", nargs="?", default="head", help="Alembic revision (default: head)")
     up.set_defaults(func=_db_upgrade)
     for ep in sorted(entry_points(group="sentistream.commands"), key=lambda e: e.name):
         try:
@@ -38,9 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _start(args: argparse.Namespace) -> None:
+    """Read the settings and set up logging before any command runs; nothing is logged before this."""
+    import os
+
+    import structlog
+
+    from schemas.logs import configure_logging
+    from schemas.settings import load_settings, unknown_env_warnings
+
+    args.settings = load_settings()
+    configure_logging(args.settings.observability)
+    for warning in unknown_env_warnings(os.environ):
+        structlog.get_logger().warning("unknown_setting_variable", detail=warning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _start(args)
         return int(args.func(args) or 0)
     except SentistreamError as e:
         print(f"sentistream: error: {e}", file=sys.stderr)

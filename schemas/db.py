@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -24,16 +25,22 @@ from sqlalchemy import (
     create_engine,
     func,
 )
+from sqlalchemy import exc
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+from schemas.errors import DatabaseUnavailable, SchemaNotCurrent
+from schemas.settings import DatabaseSettings
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY, so BIGINT keys fall back to INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 TZ = DateTime(timezone=True)
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -53,6 +60,8 @@ class PredictionRow(Base):
     adapter_version: Mapped[str | None] = mapped_column(String(256))
     source: Mapped[str | None] = mapped_column(String(256))
     lang: Mapped[str | None] = mapped_column(String(32))
+    # Whether the model's spec serves ``lang``; None: the language or the spec's languages are unknown.
+    lang_supported: Mapped[bool | None] = mapped_column(Boolean)
     author: Mapped[str | None] = mapped_column(String(256))
     message_created_at: Mapped[datetime | None] = mapped_column(TZ)
     topic: Mapped[str] = mapped_column(String(256))
@@ -121,17 +130,94 @@ def dialect_insert(dialect: str):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # SQL parameters hold message text: keep them out of every exception's text (and so every log).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         return create_engine(url, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
 
+def connect_args(settings: DatabaseSettings) -> dict:
+    """The driver's connection options: connect timeout and TLS (Postgres only)."""
+    if settings.url.get_secret_value().startswith("sqlite"):
+        return {}
+    args: dict = {"connect_timeout": settings.connect_timeout_s}
+    if settings.sslmode:
+        args["sslmode"] = settings.sslmode
+    if settings.sslrootcert:
+        args["sslrootcert"] = str(settings.sslrootcert)
+    return args
+
+
+def database_engine(settings: DatabaseSettings, **kwargs: Any) -> Engine:
+    """An engine with the settings' connect timeout, TLS options and (Postgres) pool size."""
+    url = settings.url.get_secret_value()
+    if not url.startswith("sqlite") and "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", settings.pool_size)
+    return make_engine(url, connect_args=connect_args(settings), **kwargs)
+
+
+def describe_error(e: BaseException) -> str:
+    """``Type: the driver's first line``, without the SQL statement or its parameters (message text)."""
+    orig = getattr(e, "orig", None) or e
+    diag = getattr(orig, "diag", None)
+    name = type(orig).__name__
+    text = (getattr(diag, "message_primary", None) or str(orig)).strip().removeprefix(f"{name}: ")
+    return f"{name}: {text.splitlines()[0] if text else ''}"[:300]
+
+
+# Postgres' SQLSTATE for a missing grant.
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def check_database(settings: DatabaseSettings) -> str:
+    """Check that the database answers and is at this code's newest migration; return its revision.
+
+    Raises :class:`DatabaseUnavailable` or :class:`SchemaNotCurrent`, each one line that says what to fix.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    where = settings.safe_url
+    try:
+        engine = database_engine(settings, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        finally:
+            engine.dispose()
+    except exc.SQLAlchemyError as e:
+        reason = describe_error(e)
+        password = make_url(settings.url.get_secret_value()).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        if getattr(getattr(e, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            raise DatabaseUnavailable(f"the database role at {where} cannot read the schema version ({reason}): "
+                                      "GRANT SELECT ON alembic_version to it (docs/reliability.md, "
+                                      "Database roles)") from None
+        raise DatabaseUnavailable(f"cannot reach the database at {where} ({reason}): check "
+                                  "SENTISTREAM_DATABASE__URL and that the server is running") from None
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads = set(script.get_heads())
+    if current == heads:
+        return ",".join(sorted(current))
+    have, need = ",".join(sorted(current)) or "none", ",".join(sorted(heads))
+    if not current:
+        raise SchemaNotCurrent(f"database at {where} has no sentistream schema (revision none, need {need}): "
+                               "run 'sentistream db upgrade'")
+    if not current <= {s.revision for s in script.walk_revisions()}:
+        raise SchemaNotCurrent(f"database at {where} is at revision {have}, which this sentistream does not "
+                               f"know (its newest is {need}): upgrade sentistream, or point "
+                               "SENTISTREAM_DATABASE__URL at another database")
+    raise SchemaNotCurrent(f"database at {where} is at revision {have}, need {need}: run 'sentistream db upgrade'")
+
+
 def alembic_config(url: str):  # -> alembic.config.Config, imported lazily to keep start-up light
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     # '%' must be doubled for configparser interpolation (passwords may contain it).
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg

@@ -13,3 +13,15 @@ class MessageError(SentistreamError):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+
+
+class DatabaseUnavailable(SentistreamError):
+    """The database did not answer (server down, wrong URL, bad credentials)."""
+
+
+class SchemaNotCurrent(SentistreamError):
+    """The database is not at the migration this sentistream needs: run ``sentistream db upgrade``."""
+
+
+class BrokerUnavailable(SentistreamError):
+    """No Kafka broker answered at the configured bootstrap servers."""

@@ -124,7 +124,10 @@ class Prediction(BaseModel):
     adapter_version: str | None = None
     latency_ms: float
     source: str | None = None
+    # The message's language: the ``lang`` it gave, else the detected one (None: unknown).
     lang: str | None = None
+    # Whether the model serves ``lang``; False: classified all the same, by a model not made for it.
+    lang_supported: bool | None = None
     received_at: datetime
     classified_at: datetime
 

@@ -1,13 +1,14 @@
 """One frozen settings object, read once at start-up and passed down.
 
 Sources, highest priority first: constructor arguments, ``SENTISTREAM_*`` environment variables
-(nested with ``__``, e.g. ``SENTISTREAM_BATCH__MAX_SIZE``), a YAML or TOML file named by
-``SENTISTREAM_CONFIG_FILE``, then the defaults below.
+(nested with ``__``, e.g. ``SENTISTREAM_BATCH__MAX_SIZE``; lists as JSON or comma-separated), a YAML
+or TOML file named by ``SENTISTREAM_CONFIG_FILE``, then the defaults below.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,15 +25,23 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
     YamlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from schemas.errors import ConfigError
-
-ENV_PREFIX = "SENTISTREAM_"
-CONFIG_FILE_ENV = "SENTISTREAM_CONFIG_FILE"
+from schemas.settings_input import (
+    CONFIG_FILE_ENV,
+    ENV_PREFIX,
+    CommaListEnvSource,
+    Sources,
+    describe_errors,
+    read_config_file,
+    undecodable_env,
+)
+from schemas.settings_input import unknown_env_warnings as _unknown_env_warnings
 
 
 class _Section(BaseModel):
@@ -41,7 +50,9 @@ class _Section(BaseModel):
 
 class KafkaSettings(_Section):
     bootstrap_servers: str = Field(default="localhost:9092", description="Comma-separated host:port list.")
-    input_topics: tuple[str, ...] = Field(default=("sentistream.input",), description='JSON list, e.g. `["tweets","reviews"]`.')
+    input_topics: tuple[str, ...] = Field(
+        default=("sentistream.input",), description='Comma-separated or a JSON list, e.g. `tweets,reviews`.',
+    )
     output_topic: str = Field(default="sentistream.predictions", description="Prediction JSON, key = message id.")
     dead_letter_topic: str = Field(default="sentistream.dead-letters", description="Original bytes + reason headers.")
     group_id: str = Field(default="sentistream", description="Consumer group; replicas share it.")
@@ -116,6 +127,22 @@ class KafkaSettings(_Section):
         return cfg
 
 
+_URL_EXAMPLES = "postgresql+psycopg://user:pass@host:5432/db or sqlite:///file.db"
+
+
+def _check_driver(url: URL) -> None:
+    """The dialect is one the schema supports, its driver is installed and synchronous."""
+    if url.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}; use {_URL_EXAMPLES}")
+    try:
+        dialect = url.get_dialect()
+        dialect.import_dbapi()
+    except Exception:  # NoSuchModuleError, ImportError: the driver name is the one thing to fix
+        raise ValueError(f"unknown or missing database driver {url.drivername!r}; use {_URL_EXAMPLES}") from None
+    if dialect.is_async:
+        raise ValueError(f"{url.drivername!r} is an asyncio driver; use {_URL_EXAMPLES}")
+
+
 class DatabaseSettings(_Section):
     url: SecretStr = Field(
         default=SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream"),
@@ -132,12 +159,22 @@ class DatabaseSettings(_Section):
 
     @field_validator("url")
     @classmethod
-    def _parseable(cls, url: SecretStr) -> SecretStr:
+    def _supported(cls, url: SecretStr) -> SecretStr:
+        """A URL sentistream can open: PostgreSQL through psycopg 3 (the driver that is installed) or SQLite.
+
+        No message here may hold the URL: it carries the password."""
+        raw = url.get_secret_value()
         try:
-            make_url(url.get_secret_value())
-        except Exception:  # sqlalchemy's message would echo the URL, password included
-            raise ValueError("not a database URL; expected e.g. postgresql+psycopg://user:pass@host:5432/db") from None
-        return url
+            parsed = make_url(raw)
+        except Exception:  # sqlalchemy's message would echo the URL
+            raise ValueError(f"not a database URL; expected e.g. {_URL_EXAMPLES}") from None
+        backend, _, driver = parsed.drivername.partition("+")
+        if backend.lower() in ("postgres", "postgresql"):  # the common spellings, given the installed driver
+            name = f"postgresql+{driver or 'psycopg'}"
+            raw = name + ":" + raw.split(":", 1)[1]
+            parsed = parsed.set(drivername=name)
+        _check_driver(parsed)
+        return SecretStr(raw)
 
 
 class BatchSettings(_Section):
@@ -150,25 +187,36 @@ class BatchSettings(_Section):
 
 
 class ModelSettings(_Section):
-    path: Path | None = Field(default=None, description="Local transformers model directory; unset = offline MiniLM default.")
-    adapter_path: Path | None = None
-    adapter_version: str | None = None
-    labels: tuple[str, ...] | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_length: int = Field(default=128, gt=0, le=8192)
-    trust_remote_code: Literal[False] = False
-    # A model spec: a preset name (models/presets, e.g. "s1" or "minilm-lora-sst2") or a YAML spec
-    # file. Settings above that are set explicitly override the spec (path -> base.id, adapter_*).
-    preset: str | None = None
+    """Every model is a spec: ``preset`` or ``spec_file``, unset both = the default preset minilm-lora-sst2
+    (offline MiniLM-L6 + the shipped SST-2 adapter). The settings below that are set override the spec."""
+
+    path: Path | None = Field(default=None, description="Local transformers model directory; unset = the preset's "
+                              "base. With no preset or spec file it serves this model with no adapter (unless "
+                              "adapter_path is set), so it needs a trained classification head of its own.")
+    adapter_path: Path | None = Field(default=None, description="Adapter directory (PEFT LoRA, or SpaRTA format); "
+                                      "replaces the spec's adapter. Unset = the spec's adapter.")
+    adapter_version: str | None = Field(default=None, description="Version recorded with each prediction; unset = "
+                                        "the spec's (none when adapter_path replaces its adapter).")
+    labels: tuple[str, ...] | None = Field(default=None, description="Class names in head order. With path or "
+                                           "adapter_path and no preset or spec file they define the labels (unset: "
+                                           "those the trainer recorded with the adapter, else the checkpoint's head's); "
+                                           "otherwise they must equal the spec's.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: CUDA when visible, else CPU.")
+    max_length: int = Field(default=128, gt=0, le=8192, description="Tokens per message, at most (longer ones are "
+                            "cut). Set explicitly, it overrides the spec's max_length.")
+    trust_remote_code: Literal[False] = Field(default=False, description="Never enabled: model code is not run.")
+    preset: str | None = Field(default=None, description="A preset in models/presets (e.g. `s1` or "
+                               "`minilm-lora-sst2`); unset with spec_file unset = minilm-lora-sst2.")
     follow_registry: bool = Field(
         default=False,
         description="Serve the registry's active adapter (training.adapter_name) and hot-swap on promotion.",
     )
     registry_poll_s: float = Field(default=30.0, gt=0, description="Registry polling interval; "
                                    "Postgres LISTEN/NOTIFY wakes the daemon sooner.")
-    spec_file: Path | None = None
-    adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    # Multi-adapter serving on one base (LoRA): replace the spec's ``adapters`` / ``routes`` when set.
+    spec_file: Path | None = Field(default=None, description="A model spec YAML file (models/README.md), instead "
+                                   "of a preset.")
+    adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of "
+                                       "the adapter's files, checked at load; unset = the spec's, if any.")
     adapters: tuple[dict[str, str], ...] | None = Field(
         default=None, description='More adapters (of the default adapter kind) on the same base: [{"name", "path", "version", "sha256"}].',
     )
@@ -184,16 +232,15 @@ class ModelSettings(_Section):
         "one runs. Set explicitly, it overrides a spec's runtime.overlap_host_work.",
     )
     token_budget: int | None = Field(
-        default=None, gt=0, description="Padded tokens per forward pass (batch size x padded length). Unset: 256 "
-        "in the plain set-up on a CPU (measured best on 2 cores), 8192 on CUDA (3.6x the throughput of 256 on an "
-        "H100), a spec's runtime.token_budget with a preset or spec file. Set explicitly, it overrides the spec's.",
+        default=None, gt=0, description="Padded tokens per forward pass (batch size x padded length). Unset: the "
+        "spec's runtime.token_budget, else 256 on a CPU (measured best on 2 cores) and 8192 on CUDA (3.6x the "
+        "throughput of 256 on an H100).",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        default="auto", description="Inference compute of the plain set-up: bf16 autocast (matmuls in bf16, norms "
-        "and softmax in fp32) or fp32. auto: bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or "
-        "AMX, CUDA GPUs that support it), else fp32; a SpaRTA-format adapter stays fp32 under auto (its deltas are "
-        "merged into the weights, which bf16 would round). Set explicitly with a preset or spec file, it overrides "
-        "the spec's quantization.mode (bf16, or none for fp32).",
+        default="auto", description="auto: the spec's quantization.mode; full-precision weights (mode none) run "
+        "under bf16 autocast (matmuls in bf16, norms and softmax in fp32) where the hardware computes bf16 natively "
+        "(CPUs with AVX512-BF16 or AMX, CUDA GPUs that support it), except with a SpaRTA adapter (bf16 would round "
+        "its merged deltas away). fp32: full precision, no autocast. bf16: bf16 weights (quantization.mode bf16).",
     )
 
     @field_validator("spec_file")
@@ -353,7 +400,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, CommaListEnvSource(settings_cls)]
         path = os.environ.get(CONFIG_FILE_ENV)
         if path:
             suffix = Path(path).suffix.lower()
@@ -364,25 +411,22 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
-def _env_name(loc: tuple[Any, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+def unknown_env_warnings(environ: Mapping[str, str]) -> list[str]:
+    """A line for each ``SENTISTREAM_*`` variable that is not a setting but looks like a misspelt one
+    (pydantic-settings ignores it). The CLI host logs them once logging is configured."""
+    return _unknown_env_warnings(environ, Settings)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings once; turn validation errors into a :class:`ConfigError` that names each setting."""
+    """Read settings once. Every problem is one line of a :class:`ConfigError`, under the place the value
+    came from (a variable or the config file's key)."""
+    environ = {k.upper(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
     path = os.environ.get(CONFIG_FILE_ENV)
-    if path:
-        if not Path(path).is_file():
-            raise ConfigError(f"{CONFIG_FILE_ENV}={path!r}: file not found")
-        if Path(path).suffix.lower() not in (".yaml", ".yml", ".toml"):
-            raise ConfigError(f"{CONFIG_FILE_ENV}={path!r}: use a .yaml, .yml or .toml file")
+    file_data = read_config_file(Path(path)) if path else {}
+    sources = Sources(environ, Path(path) if path else None, file_data)
     try:
         return Settings(**overrides)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            dotted = ".".join(str(p) for p in loc) or "settings"
-            lines.append(f"  {dotted} ({_env_name(loc)}): {msg}")
-        raise ConfigError("invalid settings, fix these and start again:\n" + "\n".join(lines)) from None
+        raise ConfigError(describe_errors(e, Settings, sources)) from None
+    except SettingsError as e:  # an environment value pydantic-settings could not decode
+        raise ConfigError("invalid setting " + ("\n  ".join(undecodable_env(Settings, sources)) or str(e))) from None

@@ -61,6 +61,20 @@ def database_url(make_database) -> str:
     return make_database()
 
 
+@pytest.fixture
+def own_postgres():
+    """A migrated PostgreSQL server the test may stop and start (tests/reliability/pg.py)."""
+    from tests.reliability.pg import OwnPostgres
+
+    pg = OwnPostgres()
+    try:
+        pg.start()
+        upgrade(pg.url)
+        yield pg
+    finally:
+        pg.close()
+
+
 class Broker:
     """What a test needs of a broker, for the embedded mock cluster and a real Kafka alike."""
 

@@ -58,6 +58,18 @@ def latest(engine: Engine, name: str) -> dict | None:
     return dict(row) if row else None
 
 
+def record_gold(engine: Engine, version: str, gold: dict, *, scored_by: str) -> bool:
+    """Keep the gold-set metrics of an adapter registered without any (the shipped one), measured by
+    refit ``scored_by``; an adapter's own gold metrics are never overwritten. True when recorded."""
+    with engine.begin() as c:
+        row = get(c, version)
+        if row is None or (row["metrics"] or {}).get("gold"):
+            return False
+        metrics = {**(row["metrics"] or {}), "gold": gold, "gold_scored_by": scored_by}
+        c.execute(update(T).where(T.c.version == version).values(metrics=metrics))
+    return True
+
+
 def list_adapters(engine: Engine, name: str | None = None) -> list[dict]:
     q = select(T).order_by(T.c.id)
     if name:

@@ -16,11 +16,14 @@ from pathlib import Path
 import structlog
 from sqlalchemy.engine import Engine
 
+from models.seed import ensure_shipped_adapter
 from schemas.db import make_engine
 from schemas.settings import Settings, TrainingSettings
 from training import labels as label_store
 from training import registry
+from training.errors import TrainingError
 from training.gate import decide
+from training.metrics import compute_metrics
 from training.pipeline import base_model_dir
 from training.report import write_report
 from training.splits import three_way
@@ -35,15 +38,25 @@ def adapter_sha256(path: Path) -> str:
     return sha(path)
 
 
-def evaluate_adapter(cfg: TrainingSettings, base: Path, adapter_dir: Path, *example_sets) -> list[dict]:
-    """Metrics of a registered adapter on each set (today's gold set, the new labels), loaded once."""
-    from transformers import AutoTokenizer
+def evaluate_adapter(cfg: TrainingSettings, adapter_dir: Path, *example_sets,
+                     sha256: str | None = None) -> list[dict]:
+    """Metrics of a registered adapter on each set (today's gold set, the new labels), loaded once,
+    by the daemon's loader (its checks, the registry's sha256); in fp32, as the candidate is measured."""
+    from pydantic import ValidationError
 
-    from training.trainer import build_model
+    from models.loading import load_classifier
+    from schemas.settings import ModelSettings
 
-    model = build_model(cfg, base, cfg.labels, warm_start=adapter_dir).eval()
-    tok = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
-    return [evaluate_examples(model, tok, examples, cfg.labels, cfg.max_length) for examples in example_sets]
+    try:
+        model = ModelSettings(path=cfg.base_model, adapter_path=adapter_dir, adapter_sha256=sha256,
+                              labels=cfg.labels, max_length=cfg.max_length, device=cfg.device, precision="fp32")
+    except ValidationError as e:
+        raise TrainingError(f"adapter {adapter_dir}: {e.errors()[0]['msg']}") from None
+    clf = load_classifier(model)
+    index = {n: i for i, n in enumerate(cfg.labels)}
+    return [compute_metrics([index[e.label] for e in examples],
+                            clf.classify([e.text for e in examples]).probs.argmax(1), cfg.labels)
+            for examples in example_sets]
 
 
 def window(train: list, cfg: TrainingSettings) -> list:
@@ -59,6 +72,7 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
              engine: Engine | None = None, progress: bool = True) -> dict:
     engine = engine or make_engine(settings.database.url.get_secret_value())
     name = cfg.adapter_name
+    ensure_shipped_adapter(engine, cfg)
     last = registry.latest(engine, name)
     watermark = last["label_watermark"] if last else 0
     new = label_store.count_since(engine, watermark)
@@ -89,9 +103,10 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
     act_gold = new_label_error = None
     if act:
         check_labels = bool(new_train) and cfg.label_noise_tolerance < 1
-        act_gold, *act_new = evaluate_adapter(cfg, base, Path(act["artifact_path"]), gold,
-                                              *([new_train] if check_labels else []))
+        act_gold, *act_new = evaluate_adapter(cfg, Path(act["artifact_path"]), gold,
+                                              *([new_train] if check_labels else []), sha256=act["sha256"])
         new_label_error = 1.0 - act_new[0]["accuracy"] if act_new else None
+        registry.record_gold(engine, act["version"], act_gold, scored_by=version)
     decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
                       recall_tolerance=cfg.recall_tolerance, new_label_error=new_label_error,
                       label_noise_tolerance=cfg.label_noise_tolerance)
@@ -128,6 +143,7 @@ def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     engine = make_engine(settings.database.url.get_secret_value())
+    ensure_shipped_adapter(engine, cfg)
     consumer = LabelsConsumer(settings.kafka, cfg.labels_topic, engine, cfg.labels) if consume else None
     log.info("trainer.start", interval_s=cfg.interval_s, min_new_labels=cfg.min_new_labels,
              topic=cfg.labels_topic if consume else None)

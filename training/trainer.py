@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from models.loading import is_sparta_dir
 from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_pooling, pooling_of
+from schemas.logs import progress_bars
 from schemas.settings import TrainingSettings
 from training import methods
 from training.averaging import WeightAverage
@@ -148,18 +149,9 @@ def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor 
 
 
 def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
-    """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start``, the adapter there
-    on top, with the pooling it was trained with; a SpaRTA-format one is merged into the base (the
-    gate evaluates active adapters so)."""
-    if warm_start is not None and is_sparta_dir(warm_start):
-        from models.sparta import load_sparta, merge_sparta
-        from training.methods.common import load_base
-
-        model = merge_sparta(load_base(base_dir, labels, serving_init=True), load_sparta(warm_start))
-    else:
-        # An active PEFT adapter evaluated while the method is sparta/head: plain LoRA loading.
-        name = "lora" if warm_start is not None and cfg.method in methods.NO_WARM_START else cfg.method
-        model = methods.method(name).build(cfg, base_dir, labels, warm_start)
+    """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start`` (a PEFT adapter, for
+    methods that can continue from one), that adapter on top, with the pooling it was trained with."""
+    model = methods.method(cfg.method).build(cfg, base_dir, labels, warm_start)
     if warm_start is not None:
         pooling = adapter_pooling(warm_start)
     else:
@@ -256,7 +248,8 @@ def fit(
         batches = length_batches([len(s) for s in tr.input_ids], cfg.batch_size, rng)
         if epoch + 1 > cfg.epochs:  # a fractional last epoch
             batches = batches[: int(len(batches) * (cfg.epochs - epoch))]
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, mininterval=10, unit="batch")
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not (progress and progress_bars()),
+                   mininterval=10, unit="batch")
         for i, idx in enumerate(bar):
             batch = {k: v.to(dev) for k, v in collate(tr, idx, pad).items()}
             start = nullcontext() if cache is None else cache.feeding(

@@ -9,20 +9,9 @@ from __future__ import annotations
 from sqlalchemy import exc
 
 from daemon.batch import Batch
-from daemon.errors import SinkUnavailable
-from schemas.db import DeadLetterRow, PredictionRow, dialect_insert, make_engine
+from daemon.errors import SinkRejected, SinkUnavailable
+from schemas.db import DeadLetterRow, PredictionRow, database_engine, describe_error, dialect_insert
 from schemas.settings import DatabaseSettings
-
-def connect_args(settings: DatabaseSettings) -> dict:
-    url = settings.url.get_secret_value()
-    if url.startswith("sqlite"):
-        return {}
-    args: dict = {"connect_timeout": settings.connect_timeout_s}
-    if settings.sslmode:
-        args["sslmode"] = settings.sslmode
-    if settings.sslrootcert:
-        args["sslrootcert"] = str(settings.sslrootcert)
-    return args
 
 
 def prediction_rows(batch: Batch) -> list[dict]:
@@ -34,7 +23,8 @@ def prediction_rows(batch: Batch) -> list[dict]:
         rows.append({
             "message_id": m.id, "text": m.text, "label": p.label, "label_id": p.label_id,
             "scores": p.scores, "confidence": p.confidence, "model_version": p.model_version,
-            "adapter_version": p.adapter_version, "source": m.source, "lang": m.lang,
+            "adapter_version": p.adapter_version, "source": m.source, "lang": p.lang,
+            "lang_supported": p.lang_supported,
             "author": m.author, "message_created_at": m.created_at, "topic": item.topic,
             "partition": item.partition, "offset": item.offset, "latency_ms": p.latency_ms,
             "received_at": p.received_at, "classified_at": p.classified_at,
@@ -50,9 +40,8 @@ class PostgresSink:
     name = "postgres"
 
     def __init__(self, settings: DatabaseSettings) -> None:
-        url = settings.url.get_secret_value()
-        kwargs = {} if url.startswith("sqlite") else {"pool_size": settings.pool_size}
-        self.engine = make_engine(url, connect_args=connect_args(settings), **kwargs)
+        self.safe_url = settings.safe_url
+        self.engine = database_engine(settings)
         insert = dialect_insert(self.engine.dialect.name)
         self._pred_stmt = insert(PredictionRow).on_conflict_do_nothing(index_elements=["message_id"])
         self._dead_stmt = insert(DeadLetterRow).on_conflict_do_nothing(
@@ -74,7 +63,10 @@ class PostgresSink:
         except exc.DBAPIError as e:
             if e.connection_invalidated:
                 raise SinkUnavailable(self.name, e) from e
-            raise
+            raise SinkRejected(
+                f"the database at {self.safe_url} refused a batch ({describe_error(e)}); its offsets stay "
+                "uncommitted, so the next run reads it again (a missing table: run 'sentistream db upgrade')"
+            ) from None
 
     def ping(self) -> bool:
         try:

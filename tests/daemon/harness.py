@@ -114,6 +114,26 @@ def wait_for(cond: Callable[[], bool], timeout: float, interval: float = 0.2) ->
     return cond()
 
 
+def default_env(broker, database_url: str, topics: dict[str, str], **extra: str) -> dict[str, str]:
+    """``sentistream run`` at its default settings (the default model included), but for where its
+    services are and what this test's broker needs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    env |= {
+        "SENTISTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SENTISTREAM_DATABASE__URL": database_url,
+        # Topics and group of this test's own: a real Kafka (KAFKA_BOOTSTRAP_SERVERS) is shared by tests.
+        "SENTISTREAM_KAFKA__INPUT_TOPICS": topics["input"],
+        "SENTISTREAM_KAFKA__OUTPUT_TOPIC": topics["output"],
+        "SENTISTREAM_KAFKA__DEAD_LETTER_TOPIC": topics["dlq"],
+        "SENTISTREAM_KAFKA__GROUP_ID": topics["group"],
+        # The embedded mock broker has no transactions (idempotent delivery) and cannot be version-probed.
+        "SENTISTREAM_KAFKA__DELIVERY": broker.delivery,
+    }
+    if broker.api_version:
+        env["SENTISTREAM_KAFKA__API_VERSION"] = broker.api_version
+    return env | extra
+
+
 def daemon_env(broker, database_url, topics, model_dir, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
     env |= {

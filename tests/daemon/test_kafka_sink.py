@@ -22,7 +22,7 @@ predictions = st.builds(
     message_id=texts, label=texts, label_id=st.integers(-(2**63), 2**63 - 1),
     scores=st.dictionaries(texts, floats, max_size=4), confidence=floats,
     model_version=texts, adapter_version=st.none() | texts, latency_ms=floats,
-    source=st.none() | texts, lang=st.none() | texts,
+    source=st.none() | texts, lang=st.none() | texts, lang_supported=st.none() | st.booleans(),
     received_at=st.datetimes(timezones=zones), classified_at=st.datetimes(timezones=zones),
 )
 

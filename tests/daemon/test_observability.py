@@ -57,16 +57,21 @@ def test_health_readiness_and_metrics(broker, topic_names, database_url, tiny_be
 @pytest.fixture
 def json_log():
     import io
+    import logging
 
     import structlog
 
-    from daemon.logs import configure_logging
+    from schemas.logs import configure_logging
     from schemas.settings import ObservabilitySettings
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     stream = io.StringIO()
     configure_logging(ObservabilitySettings(log_level="INFO", log_format="json"), stream)
     yield stream
     structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_message_text_never_logged_at_info(broker, topic_names, database_url, tiny_bert_dir, json_log):

@@ -1,5 +1,5 @@
 """Optional torch.compile, and sub-batch inputs built in a background thread while the current
-forward pass runs: both must give the same scores as the plain path. bf16 autocast (model.precision)
+forward pass runs: both must give the same scores as the in-line path. bf16 autocast (model.precision)
 stays close to fp32."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ import pytest
 import structlog
 import torch
 
-from models.batching import plan_batches
+from models.batching import CPU_TOKEN_BUDGET, plan_batches
 from models.classifier import SpecClassifier
 from models.errors import SpecError
-from models.hf import CPU_TOKEN_BUDGET, SequenceClassifier
 from models.loading import load_classifier, spec_from_settings
 from models.runtime import Prefetcher, compile_forward
 from models.spec import load_spec
@@ -65,8 +64,8 @@ def test_prefetcher_waits_for_the_background_item_when_the_caller_stops_early():
 
 
 def _sub_batches(clf: SpecClassifier, texts: list[str]) -> int:
-    rt = clf.spec.runtime
-    return len(plan_batches([len(x) for x in clf.renderer.encode(texts)], rt.token_budget, rt.pad_to_multiple_of))
+    return len(plan_batches([len(x) for x in clf.renderer.encode(texts)], clf.token_budget,
+                            clf.spec.runtime.pad_to_multiple_of))
 
 
 @pytest.mark.parametrize(("preset", "arch", "prefix_cache"), [
@@ -90,19 +89,25 @@ def test_overlapped_sub_batches_equal_sequential(preset, arch, prefix_cache, tin
     assert np.allclose(a.sum(1), 1, atol=1e-5)
 
 
-def test_plain_sequence_classifier_overlapped_equals_sequential(tiny_bert_dir):
+def test_settings_model_overlapped_equals_sequential(tiny_bert_dir):
     texts = random_texts(50, seed=22)
-    overlapped = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64, overlap_host_work=True)
-    sequential = SequenceClassifier(tiny_bert_dir, device="cpu", token_budget=64)
-    lengths = [len(x) for x in overlapped.tokenizer(texts)["input_ids"]]
+    # fp32 (not the default auto): the comparison is of the two input pipelines, not of precisions.
+    common = {"path": tiny_bert_dir, "device": "cpu", "token_budget": 64, "precision": "fp32"}
+    overlapped = load_classifier(ModelSettings(**common, overlap_host_work=True))
+    sequential = load_classifier(ModelSettings(**common))
+    assert overlapped.prefetcher is not None and sequential.prefetcher is None
+    lengths = [len(x) for x in overlapped.renderer.encode(texts)]
     assert len(plan_batches(lengths, 64)) >= 4
     assert np.abs(overlapped.classify(texts).probs - sequential.classify(texts).probs).max() <= 1e-6
 
 
 def test_bf16_autocast_stays_close_to_fp32(tiny_bert_dir):
     texts = random_texts(60, seed=23)
-    bf16 = SequenceClassifier(tiny_bert_dir, device="cpu", precision="bf16").classify(texts).probs
-    fp32 = SequenceClassifier(tiny_bert_dir, device="cpu", precision="fp32").classify(texts).probs
+    spec = spec_from_settings(ModelSettings(path=tiny_bert_dir, device="cpu", precision="fp32"))
+    # runtime.autocast bf16 (not auto): the bf16 path runs whatever this machine's CPU has.
+    autocast = SpecClassifier(spec.with_overrides(**{"runtime.autocast": "bf16"}))
+    assert autocast.bf16
+    bf16, fp32 = autocast.classify(texts).probs, SpecClassifier(spec).classify(texts).probs
     diff = np.abs(bf16 - fp32).max()
     assert 0 < diff <= 0.02  # above 0: the bf16 path really ran
     assert np.allclose(bf16.sum(1), 1, atol=1e-5)
@@ -111,8 +116,22 @@ def test_bf16_autocast_stays_close_to_fp32(tiny_bert_dir):
 def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(tiny_bert_dir):
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu")).bf16 == native
-    assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="bf16")).bf16
-    assert not load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="fp32")).bf16
+    bf16 = load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="bf16"))
+    assert bf16.spec.quantization.mode == "bf16" and next(bf16.model.parameters()).dtype == torch.bfloat16
+    fp32 = load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", precision="fp32"))
+    assert not fp32.bf16 and next(fp32.model.parameters()).dtype == torch.float32
+
+
+def test_precision_auto_means_autocast_except_for_quantized_specs_and_sparta(tmp_path):
+    assert spec_from_settings(ModelSettings()).runtime.autocast == "auto"
+    assert spec_from_settings(ModelSettings(precision="fp32")).runtime.autocast == "none"
+    assert spec_from_settings(ModelSettings(preset="s1")).runtime.autocast == "none"  # nf4 weights
+    sparta = tmp_path / "sparta"
+    sparta.mkdir()
+    (sparta / "config.json").write_text("{}")
+    (sparta / "sparse_deltas.safetensors").write_bytes(b"")
+    spec = spec_from_settings(ModelSettings(adapter_path=sparta))
+    assert (spec.adapter.kind, spec.runtime.autocast) == ("sparta", "none")
 
 
 def test_explicit_precision_overrides_the_specs_quantization():
@@ -153,7 +172,7 @@ def test_token_budget_setting_reaches_both_set_ups(tiny_base, tiny_bert_dir):
     assert spec_from_settings(ModelSettings(preset="s4", path=base, token_budget=512)).runtime.token_budget == 512
     assert preset_budget != 512
     plain = load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu"))
-    assert plain.token_budget == CPU_TOKEN_BUDGET
+    assert plain.spec.runtime.token_budget is None and plain.token_budget == CPU_TOKEN_BUDGET
     assert load_classifier(ModelSettings(path=tiny_bert_dir, device="cpu", token_budget=64)).token_budget == 64
     with pytest.raises(ConfigError, match=r"model\.token_budget"):
         load_settings(model={"token_budget": 0})

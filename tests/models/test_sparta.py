@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForSequenceClassification
 
+from models.build import load_model
 from models.classifier import SpecClassifier
 from models.sparta import load_sparta
 from tests.models.factories import random_texts
@@ -64,10 +65,12 @@ def test_sparta_on_nf4_base_keeps_the_adapter_effect(tiny_base, tmp_path):
     texts = random_texts(64, seed=4)
     common = {"quantization.mode": "nf4", "quantization.compute_dtype": "float32"}
     fp = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter", "quantization.mode": "none"}))
-    fp_plain = SpecClassifier(preset_on("s0", base, **{"adapter.kind": "none", "adapter.path": None,
-                                                       "quantization.mode": "none"}))
+    # The base alone, its head untrained: allowed here to measure the adapter's effect against it.
+    fp_spec = preset_on("s0", base, **{"adapter.kind": "none", "adapter.path": None, "quantization.mode": "none"})
+    fp_plain = SpecClassifier(fp_spec, load_model(fp_spec, allow_random_head=True))
     q = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter", **common}))
-    q_plain = SpecClassifier(preset_on("s0", base, **{"adapter.kind": "none", "adapter.path": None, **common}))
+    q_spec = preset_on("s0", base, **{"adapter.kind": "none", "adapter.path": None, **common})
+    q_plain = SpecClassifier(q_spec, load_model(q_spec, allow_random_head=True))
     layer = q.model.model.layers[0].self_attn.v_proj
     assert type(layer).__name__ == "Linear4bit" and hasattr(layer, "sparta_delta")
     effect_fp = fp.scores(texts) - fp_plain.scores(texts)

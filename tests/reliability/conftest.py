@@ -1,4 +1,4 @@
-"""Fixtures for the reliability suite: a test-owned Postgres, a paced producer, probes."""
+"""Helpers for the reliability suite: a paced producer, probes (own_postgres is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
-import pytest
 from kafka import KafkaProducer
-
-from schemas.db import upgrade
-from tests.reliability.pg import OwnPostgres
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[OwnPostgres]:
-    """A migrated PostgreSQL server the test may stop and start."""
-    pg = OwnPostgres()
-    try:
-        pg.start()
-        upgrade(pg.url)
-        yield pg
-    finally:
-        pg.close()
 
 
 class PacedProducer(threading.Thread):

@@ -8,8 +8,10 @@ import pytest
 import torch
 from sqlalchemy import create_engine, text
 
-from models.hf import SequenceClassifier
+from models.base import Classifier
+from models.loading import load_classifier
 from schemas.messages import CLASSIFY_FAILED
+from schemas.settings import ModelSettings
 from tests.daemon.harness import (
     DaemonThread,
     committed_and_end,
@@ -32,7 +34,7 @@ POISON = "this one always breaks the model"
 class FaultyClassifier:
     """A real classifier that runs out of memory above ``max_batch`` texts and fails on POISON."""
 
-    def __init__(self, inner: SequenceClassifier, max_batch: int) -> None:
+    def __init__(self, inner: Classifier, max_batch: int) -> None:
         self.inner, self.max_batch = inner, max_batch
         self.labels, self.model_version = inner.labels, inner.model_version
         self.calls: list[tuple[int, str]] = []
@@ -52,7 +54,7 @@ class FaultyClassifier:
 
 def test_oom_splits_batches_and_poison_is_dead_lettered(broker, topic_names, database_url, tiny_bert_dir):
     topics = make_topics(broker, topic_names, partitions=1)
-    clf = FaultyClassifier(SequenceClassifier(tiny_bert_dir), max_batch=5)
+    clf = FaultyClassifier(load_classifier(ModelSettings(path=tiny_bert_dir)), max_batch=5)
     port = free_port()
     settings = make_settings(broker, database_url, topics, tiny_bert_dir,
                              batch={"max_size": 32, "max_wait_ms": 200},

@@ -17,15 +17,15 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from daemon.batch import Batch
-from daemon.errors import SinkUnavailable
-from daemon.sinks.postgres import PostgresSink, connect_args
+from daemon.batch import Batch, Item
+from daemon.errors import SinkRejected, SinkUnavailable
+from daemon.sinks.postgres import PostgresSink
 from models.checks import check_no_remote_code, refuse_pickles
-from models.errors import AdapterError, UnsafeModelError
-from models.hf import SequenceClassifier
+from models.errors import UnsafeModelError
 from models.loading import load_classifier
-from schemas.errors import ConfigError
-from schemas.messages import DeadLetter
+from schemas.db import check_database, connect_args
+from schemas.errors import ConfigError, DatabaseUnavailable
+from schemas.messages import DeadLetter, InboundMessage, Prediction, utcnow
 from schemas.settings import DatabaseSettings, KafkaSettings, ModelSettings, Settings, load_settings
 from tests.daemon.harness import (
     DaemonThread, count, daemon_env, log_of, make_settings, make_topics, produce, start, tweet, wait_for,
@@ -70,10 +70,10 @@ def test_safetensors_adapter_loads(adapters, tiny_bert_dir):
 
 @pytest.mark.parametrize("kind", ["pickled", "both"])
 def test_pickle_adapter_refused_without_loading_it(adapters, tiny_bert_dir, kind):
-    with pytest.raises(AdapterError, match=r"pickle weights \['adapter_model.bin'\] are refused.*safe_serialization"):
+    with pytest.raises(UnsafeModelError, match=r"pickle files \['adapter_model.bin'\] are refused.*safe_serialization"):
         load_classifier(ModelSettings(path=tiny_bert_dir, adapter_path=adapters[kind]))
     with pytest.raises(UnsafeModelError, match="re-save the weights as .safetensors"):
-        refuse_pickles(adapters[kind], "adapter")  # the spec/preset loading path
+        refuse_pickles(adapters[kind], "adapter")  # the check every adapter format goes through
     assert not adapters["marker"].exists()
 
 
@@ -86,7 +86,7 @@ def test_daemon_refuses_pickle_adapter_at_start_up(adapters, broker, topic_names
     code = proc.wait(120)
     err = log_of(proc, tail=None)
     assert code == 2, err[-2000:]
-    assert f"adapter {adapters['pickled']}: pickle weights ['adapter_model.bin'] are refused" in err
+    assert f"adapter {adapters['pickled']}: pickle files ['adapter_model.bin'] are refused" in err
     assert not adapters["marker"].exists()
 
 
@@ -109,9 +109,9 @@ def test_model_with_remote_code_never_runs_it(tmp_path, tiny_bert_dir):
     cfg["auto_map"] = {"AutoModelForSequenceClassification": "modeling_evil.Evil"}
     (model / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(UnsafeModelError, match="remote code is never run"):
-        check_no_remote_code(cfg, "base.id")  # the spec path refuses such a model outright
-    clf = SequenceClassifier(model)  # the plain path loads the native class and ignores auto_map
-    assert type(clf.model).__module__.startswith("transformers.")
+        check_no_remote_code(cfg, "base.id")
+    with pytest.raises(UnsafeModelError, match="remote code is never run"):
+        load_classifier(ModelSettings(path=model))  # refused outright, before any model file is read
     assert not marker.exists()
 
 
@@ -135,6 +135,27 @@ def test_database_errors_do_not_carry_the_password():
         sink.write(Batch(dead=[dead]))
     sink.close()
     assert DB_PASSWORD not in str(e.value) and DB_PASSWORD not in repr(e.value)
+
+
+def test_database_errors_do_not_carry_message_text(make_database):
+    """A refused batch (here: no tables) fails with the driver's first line, never the statement's
+    parameters; neither does any exception it was raised from."""
+    marker = "MARKER-TEXT-9034"
+    sink = PostgresSink(DatabaseSettings(url=SecretStr(make_database(migrate=False))))
+    item = Item(InboundMessage(id="m1", text=f"{marker} hello"), "t", 0, 0, 0, None, marker.encode())
+    batch = Batch(items=[item], predictions=[Prediction(
+        message_id="m1", label="positive", label_id=1, scores={"negative": 0.1, "positive": 0.9}, confidence=0.9,
+        model_version="v", adapter_version=None, latency_ms=1.0, received_at=utcnow(), classified_at=utcnow())])
+    with pytest.raises(SinkRejected) as e:
+        sink.write(batch)
+    sink.close()
+    assert 'UndefinedTable: relation "predictions" does not exist' in str(e.value)
+    chain, exc = [], e.value
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for exc in chain:
+        assert marker not in str(exc) and marker not in repr(exc), exc
 
 
 @pytest.mark.kafka
@@ -252,9 +273,16 @@ def test_daemon_runs_with_a_least_privilege_role(broker, topic_names, database_u
         for sql in grants:
             c.execute(text(sql))
     try:
+        url = make_url(database_url).set(username=role).render_as_string(hide_password=False)
+        # `sentistream run` checks the schema version first: without that grant it says which to give.
+        role_db = DatabaseSettings(url=SecretStr(url))
+        with pytest.raises(DatabaseUnavailable, match="GRANT SELECT ON alembic_version"):
+            check_database(role_db)
+        with admin.connect() as c:
+            c.execute(text(f"GRANT SELECT ON alembic_version TO {role}"))
+        assert check_database(role_db)
         topics = make_topics(broker, topic_names)
         produce(broker, topics["input"], [tweet(i) for i in range(100)] + [(b"bad", b"{not json")])
-        url = make_url(database_url).set(username=role).render_as_string(hide_password=False)
         with DaemonThread(make_settings(broker, url, topics, tiny_bert_dir)) as d:
             assert wait_for(lambda: count(database_url, "select count(*) from predictions") >= 100
                             and count(database_url, "select count(*) from dead_letters") >= 1

@@ -115,4 +115,7 @@ def test_cli_import_reports_rejected_rows(database_url, tmp_path, monkeypatch, c
     assert main(["labels", "import", str(f)]) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out) == {"file": str(f), "written": 1, "rejected": 1}
-    assert f"{f}:3: rejected: unknown label 'angry'" in cap.err
+    # Each rejected row is a log event on stderr (JSON: stderr is not a terminal).
+    rejected = [json.loads(line) for line in cap.err.splitlines() if '"label_rejected"' in line]
+    assert [(r["file"], r["line"]) for r in rejected] == [(str(f), 3)]
+    assert rejected[0]["reason"].startswith("unknown label 'angry'")

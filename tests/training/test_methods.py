@@ -22,6 +22,7 @@ from models.sparta import load_sparta
 from schemas.errors import ConfigError
 from schemas.settings import ModelSettings, TrainingSettings, load_settings
 from training.errors import TrainingError
+from training.service import evaluate_adapter
 from training.trainer import build_model, encode, fit, predict
 from tests.factories import copy_tokenizer
 from tests.training.test_refit import synthetic
@@ -114,10 +115,10 @@ def test_sparta_trains_only_sampled_entries_and_reloads_in_peft_sparta_format(ti
         else:
             assert torch.equal(w, w0), name
 
-    # The gate evaluates an active SpaRTA adapter through build_model(warm_start=...): same model.
-    again = build_model(cfg, tiny_bert_dir, cfg.labels, warm_start=out).eval()
-    enc = encode(res.tokenizer, test, cfg.labels, cfg.max_length)
-    assert np.abs(predict(again, enc, res.tokenizer.pad_token_id) - trained_probs(res, cfg, test)).max() <= 1e-4
+    # The gate evaluates an active SpaRTA adapter through the daemon's loader: the trained model's metrics.
+    (gate,) = evaluate_adapter(cfg, out, test, sha256=adapter_sha256(out))
+    truth = np.array([cfg.labels.index(e.label) for e in test])
+    assert gate["accuracy"] == pytest.approx(float((trained_probs(res, cfg, test).argmax(1) == truth).mean()))
     with pytest.raises(TrainingError, match="warm_start"):
         fit(cfg, tiny_bert_dir, train, val, tmp_path / "again", warm_start=out, progress=False)
 
@@ -141,7 +142,7 @@ def test_head_only_changes_only_the_head_and_reloads(tiny_bert_dir, headless_ber
     assert set(base) == set(served)
     changed = {n for n in base if not torch.equal(base[n], served[n])}
     assert changed == set(HEAD)
-    # The plain set-up (no preset, no spec file) recognises the SpaRTA-format files, as the hot swap
+    # Settings with no preset and no spec file recognise the SpaRTA-format files, as the hot swap
     # must when the trainer promotes a head-only or SpaRTA adapter.
     plain = load_classifier(ModelSettings(path=base_dir, adapter_path=out, adapter_version="v2", device="cpu",
                                           max_length=16))

@@ -1,5 +1,6 @@
-"""``training.pooling``: the trainer records the pooling it used, and every loading path (the plain
-daemon set-up, a model spec, the gate's evaluation of the active adapter) serves the adapter with it."""
+"""``training.pooling``: the trainer records the pooling it used, and the one loading path (settings,
+a model spec, the gate's evaluation of the active adapter) serves the adapter with it; warm-start
+training continues with it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 
 from models.classifier import SpecClassifier
 from models.errors import AdapterError
-from models.hf import SequenceClassifier
+from models.loading import load_classifier
 from models.pooling import pooling_of
+from schemas.settings import ModelSettings
+from training.service import evaluate_adapter
 from training.trainer import build_model, fit
 from tests.training.test_methods import settings, spec_for, trained_probs
 
@@ -32,7 +35,9 @@ def test_trained_pooling_is_recorded_and_served_by_every_loader(tiny_bert_dir, d
     assert json.loads((out / "sentistream_training.json").read_text())["pooling"] == "mean"
     ours = trained_probs(res, cfg, test)
 
-    plain = SequenceClassifier(tiny_bert_dir, adapter_dir=out, device="cpu", max_length=16)
+    # fp32 (not the default auto): compared with the trainer's fp32 predictions.
+    plain = load_classifier(ModelSettings(path=tiny_bert_dir, adapter_path=out, device="cpu", max_length=16,
+                                          precision="fp32"))
     assert pooling_of(plain.model) == "mean"
     assert np.abs(plain.classify(texts).probs - ours).max() <= 1e-4
     spec = SpecClassifier(spec_for(tiny_bert_dir, out, "lora"))
@@ -42,14 +47,21 @@ def test_trained_pooling_is_recorded_and_served_by_every_loader(tiny_bert_dir, d
     bare = tmp_path / "bare"
     shutil.copytree(out, bare)
     (bare / "sentistream_training.json").unlink()
-    cls = SequenceClassifier(tiny_bert_dir, adapter_dir=bare, device="cpu", max_length=16)
+    cls = load_classifier(ModelSettings(path=tiny_bert_dir, adapter_path=bare, device="cpu", max_length=16,
+                                        precision="fp32"))
     assert pooling_of(cls.model) == "cls"
     assert np.abs(cls.classify(texts).probs - ours).max() > 1e-3
 
 
-def test_the_active_adapters_pooling_wins_over_the_setting_when_evaluating_it(tiny_bert_dir, mean_adapter):
-    _, _, out = mean_adapter
+def test_the_active_adapters_pooling_wins_over_the_setting_when_evaluating_it(tiny_bert_dir, data, mean_adapter):
+    trained_cfg, res, out = mean_adapter
     cfg = settings(tiny_bert_dir, "lora", pooling="cls")
+    test = data[2]
+    # The gate's evaluation: mean pooling, so the trained model's own accuracy.
+    (gate,) = evaluate_adapter(cfg, out, test)
+    truth = np.array([cfg.labels.index(e.label) for e in test])
+    assert gate["accuracy"] == pytest.approx(float((trained_probs(res, trained_cfg, test).argmax(1) == truth).mean()))
+    # Warm-start training continues from the adapter with its pooling.
     assert pooling_of(build_model(cfg, tiny_bert_dir, cfg.labels, warm_start=out)) == "mean"
     assert pooling_of(build_model(cfg, tiny_bert_dir, cfg.labels)) == "cls"
     # auto on a base that is no sentence-transformers model: [CLS].

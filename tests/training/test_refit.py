@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from models.checks import adapter_sha256
-from models.hf import SequenceClassifier
+from models.loading import load_classifier
 from schemas.db import make_engine
-from schemas.settings import Settings, TrainingSettings
+from schemas.settings import ModelSettings, Settings, TrainingSettings
 from training import registry
 from training.labels import write_labels
 from training.readers import Example
@@ -74,9 +74,11 @@ def test_refit_promotes_then_gates(database_url, cfg):
     assert counts == {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": 0,
                       "new_labels_checked": len(train)}
 
-    # Reloaded through models/: the classification head survives, predictions match the gold metrics.
-    clf = SequenceClassifier(cfg.base_model, adapter_dir=adapter_dir, adapter_version=row["version"],
-                             labels=cfg.labels, device="cpu", max_length=cfg.max_length)
+    # Reloaded as the daemon loads it: the classification head survives, predictions match the gold
+    # metrics. fp32 (not the default auto), as the trainer measures the gold set.
+    clf = load_classifier(ModelSettings(path=cfg.base_model, adapter_path=adapter_dir, adapter_version=row["version"],
+                                        adapter_sha256=row["sha256"], labels=cfg.labels, device="cpu",
+                                        max_length=cfg.max_length, precision="fp32"))
     probs = clf.classify([e.text for e in gold]).probs
     truth = np.array([cfg.labels.index(e.label) for e in gold])
     acc = float((probs.argmax(1) == truth).mean())
@@ -113,4 +115,30 @@ def test_refit_rejects_a_round_of_noisy_labels(database_url, cfg):
     assert any("noisy labels?" in r for r in second["reasons"]), second["reasons"]
     row = registry.get(engine, second["version"])
     assert row["metrics"]["counts"]["new_labels_checked"] > 0
+    engine.dispose()
+
+
+def test_an_unscored_active_adapter_is_scored_by_the_first_refit(database_url, cfg, tiny_bert_dir, tmp_path):
+    from tests.factories import build_lora_adapter
+
+    engine = make_engine(database_url)
+    settings = Settings(database={"url": database_url})
+    # Active with no metrics, as the shipped adapter is seeded (here on the tiny base, which the
+    # shipped MiniLM adapter does not fit: nothing is seeded for this configuration).
+    v1 = build_lora_adapter(tiny_bert_dir, tmp_path / "v1", seed=0)
+    registry.register(engine, name=cfg.adapter_name, version="v1", kind="lora", base_model="tiny-bert",
+                      artifact_path=v1, sha256=adapter_sha256(v1), metrics={}, parent_version=None,
+                      label_watermark=0)
+    registry.promote(engine, "v1", channel=cfg.notify_channel)
+    write_labels(engine, synthetic(400, seed=1), labeled_by="test", origin="import")
+    out = run_once(settings, cfg, engine=engine, progress=False)
+    assert out["reasons"] != ["no active adapter"] and registry.get(engine, "minilm-sst2") is None
+    scored = registry.get(engine, "v1")["metrics"]
+    assert scored["gold"]["macro_f1"] == out["active_gold_macro_f1"] and scored["gold_scored_by"] == out["version"]
+    assert scored["gold"] == registry.get(engine, out["version"])["metrics"]["active_gold"]
+    # Recorded once: neither that score nor a refit's own gold metrics are overwritten.
+    for version in ("v1", out["version"]):
+        before = registry.get(engine, version)["metrics"]
+        assert not registry.record_gold(engine, version, {"macro_f1": 0.0}, scored_by="later")
+        assert registry.get(engine, version)["metrics"] == before
     engine.dispose()
