@@ -31,10 +31,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from schemas.db import upgrade
+    from alembic.util import CommandError
+    from sqlalchemy import exc
+
+    from schemas.db import unreachable, upgrade
 
     settings = args.settings
-    upgrade(settings.database.url.get_secret_value(), args.revision)
+    try:
+        upgrade(settings.database.url.get_secret_value(), args.revision)
+    except exc.OperationalError as e:
+        raise unreachable(settings.database, e) from None
+    except CommandError as e:  # an unknown revision
+        raise SentistreamError(f"db upgrade {args.revision}: {e}") from None
     print(f"database at {settings.database.safe_url} is at revision {args.revision}")
     if args.revision != "head":
         return 0  # an older schema may lack the tables the seeds write

@@ -167,6 +167,19 @@ def describe_error(e: BaseException) -> str:
     return f"{name}: {text.splitlines()[0] if text else ''}"[:300]
 
 
+def _reason(settings: DatabaseSettings, e: BaseException) -> str:
+    """The driver's first line, with the URL's password masked (some drivers echo the DSN)."""
+    reason = describe_error(e)
+    password = make_url(settings.url.get_secret_value()).password
+    return reason.replace(str(password), "***") if password else reason
+
+
+def unreachable(settings: DatabaseSettings, e: BaseException) -> DatabaseUnavailable:
+    """The one line for a database that refused or failed a connection."""
+    return DatabaseUnavailable(f"cannot reach the database at {settings.safe_url} ({_reason(settings, e)}): check "
+                               "SENTISTREAM_DATABASE__URL and that the server is running")
+
+
 # Postgres' SQLSTATE for a missing grant.
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -188,16 +201,11 @@ def check_database(settings: DatabaseSettings) -> str:
         finally:
             engine.dispose()
     except exc.SQLAlchemyError as e:
-        reason = describe_error(e)
-        password = make_url(settings.url.get_secret_value()).password
-        if password:
-            reason = reason.replace(str(password), "***")
         if getattr(getattr(e, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
-            raise DatabaseUnavailable(f"the database role at {where} cannot read the schema version ({reason}): "
-                                      "GRANT SELECT ON alembic_version to it (docs/reliability.md, "
-                                      "Database roles)") from None
-        raise DatabaseUnavailable(f"cannot reach the database at {where} ({reason}): check "
-                                  "SENTISTREAM_DATABASE__URL and that the server is running") from None
+            raise DatabaseUnavailable(f"the database role at {where} cannot read the schema version "
+                                      f"({_reason(settings, e)}): GRANT SELECT ON alembic_version to it "
+                                      "(docs/reliability.md, Database roles)") from None
+        raise unreachable(settings, e) from None
     script = ScriptDirectory(str(MIGRATIONS))
     heads = set(script.get_heads())
     if current == heads:

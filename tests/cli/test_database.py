@@ -59,7 +59,7 @@ def test_fresh_sqlite_file_says_run_db_upgrade(command, tmp_path):
     assert elapsed < FAST_S, elapsed
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", [*COMMANDS, ("db", "upgrade")], ids=" ".join)
 def test_unreachable_database_names_the_setting_without_the_password(command, tmp_path):
     url = f"postgresql+psycopg://sentistream:{PASSWORD}@127.0.0.1:{free_port()}/sentistream"  # nothing listens
     proc, elapsed = run_timed(command, url, tmp_path)
@@ -106,3 +106,11 @@ def test_schema_dropped_while_running_stops_with_one_line_and_commits_nothing_un
     # The refused batch's offsets were not committed: the next run reads it again.
     committed, _ = committed_and_end(broker, topics["group"], topics["input"])
     assert committed == {0: 20}
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line(make_database, tmp_path):
+    # Non-default revision on purpose: a typo in the one argument db upgrade takes.
+    url = make_database(migrate=False)
+    proc = sentistream("db", "upgrade", "nosuch", env=clean_env(SENTISTREAM_DATABASE__URL=url), cwd=tmp_path)
+    line = one_error_line(proc)
+    assert line.startswith("sentistream: error: db upgrade nosuch: ") and "'nosuch'" in line, line
