@@ -75,6 +75,9 @@ class Daemon:
         self._down_sink: str | None = None
         self._revoking = False
         self._closing = False
+        # Times the group took this member's partitions away (evicted). Each batch carries the count
+        # at the time its records were read; one from before the last loss is never delivered.
+        self._losses = 0
         self._deadline: float | None = None
         self._stop_deadline: float | None = None
         # A fatal error raised inside a rebalance callback, re-raised by the poll loop.
@@ -198,7 +201,13 @@ class Daemon:
             return
         for topic, n in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(n)
-        for r in records:
+        losses = self._losses
+        for k, r in enumerate(records):
+            if self._losses != losses:
+                # Submitting a full batch can wait on a backoff whose poll found the partitions
+                # lost: the rest of these records are from before the loss, and are read again.
+                log.warning("stale_records_dropped", messages=len(records) - k)
+                break
             self.batcher.add(decode_record(r, limit))
             if self.batcher.full():
                 self._submit(self.batcher.take())
@@ -207,6 +216,8 @@ class Daemon:
     def _submit(self, batch: Batch | None) -> None:
         if batch is None:
             return
+        # The open batch is emptied at a loss, so everything in it was read since the last one.
+        batch.losses = self._losses
         # A full inference queue is backpressure: keep checkpointing finished batches meanwhile.
         while not self.worker.submit(batch, timeout=0.05):
             self._deliver_done()
@@ -221,13 +232,30 @@ class Daemon:
                 done.append(self.worker.outbox.get_nowait())
             except queue.Empty:
                 break
-        if done:
-            self._deliver(Batch.merge(done))
+        fresh = [b for b in done if not self._stale(b)]
+        if len(fresh) < len(done):
+            self._drop_stale(done)
+        if fresh:
+            self._deliver(Batch.merge(fresh))
+
+    def _stale(self, batch: Batch) -> bool:
+        return batch.losses < self._losses
+
+    def _drop_stale(self, batches: list[Batch]) -> None:
+        """Batches read before a loss are neither written nor committed: the group gave their
+        partitions away, and whoever holds them now (this member again, perhaps) reads them from the
+        group's committed offsets, which a commit of these could only move back."""
+        stale = [b for b in batches if self._stale(b)]
+        log.warning("stale_batches_dropped", batches=len(stale), messages=sum(len(b) for b in stale))
 
     def _deliver(self, batch: Batch) -> None:
         r = self.settings.retry
         delay = r.initial_backoff_ms / 1000
         while True:
+            if self._stale(batch):
+                self._drop_stale([batch])
+                self._leave_backoff(recovered=False)
+                return
             owned = self.source.assignment()
             if not set(batch.offsets) <= owned:
                 # Partitions moved to another member while this batch waited: it re-reads them.
@@ -235,11 +263,7 @@ class Daemon:
             try:
                 self.checkpoint.commit(batch)
                 self.processed += len(batch)
-                if self._in_backoff:
-                    self._in_backoff = False
-                    self.metrics.paused.set(0)
-                    self.source.resume()
-                    log.info("sinks_recovered")
+                self._leave_backoff(recovered=True)
                 return
             except SinkUnavailable as e:
                 self.metrics.sink_failures.labels(e.sink).inc()
@@ -250,12 +274,22 @@ class Daemon:
                 self.metrics.paused.set(1)
                 self.source.pause()
                 wait = e.retry_after if e.retry_after is not None else delay * random.uniform(0.5, 1.5)
-                self._backoff_sleep(wait)
+                self._backoff_sleep(wait, batch)
                 delay = min(delay * 2, r.max_backoff_ms / 1000)
 
-    def _backoff_sleep(self, seconds: float) -> None:
+    def _leave_backoff(self, recovered: bool) -> None:
+        if not self._in_backoff:
+            return
+        self._in_backoff = False
+        self.metrics.paused.set(0)
+        self.source.resume()
+        if recovered:
+            log.info("sinks_recovered")
+
+    def _backoff_sleep(self, seconds: float, batch: Batch) -> None:
+        """Wait, polling to keep group membership; over early once ``batch`` is stale."""
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        while time.monotonic() < end and not self._stale(batch):
             self._check_abort()
             self._last_loop = time.monotonic()
             if not self._revoking:  # a rebalance callback must not poll again
@@ -297,8 +331,18 @@ class Daemon:
         return self.checkpoint.take_pending()
 
     def _on_lost(self, lost: set[TopicPartition]) -> None:
-        # Evicted: nothing may be committed; in-flight batches are trimmed at delivery (Batch.only).
+        """Evicted: nothing read so far may be written or committed. The batches in flight are
+        dropped at delivery (older loss count) and the open batch here; the consumer forgets every
+        position, so the partitions it is given next are read from the group's committed offsets.
+
+        Runs on the consumer's IO thread, inside a poll of the poll loop, which waits for it: the
+        batcher is not touched by both at once."""
         log.warning("partitions_lost", partitions=len(lost))
+        self._losses += 1
+        dropped = self.batcher.take()
+        if dropped is not None:
+            dropped.losses = self._losses - 1
+            self._drop_stale([dropped])
         self.checkpoint.take_pending()
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:

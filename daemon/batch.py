@@ -32,6 +32,9 @@ class Batch:
     predictions: list[Prediction | None] = field(default_factory=list)
     # Checkpoint steps already done, so a retry after a failure resumes instead of re-sending.
     steps_done: set[str] = field(default_factory=set)
+    # How many times the consumer had lost its partitions when these records were read: a batch
+    # from before the latest loss is dropped at delivery (see Daemon._on_lost).
+    losses: int = 0
 
     @classmethod
     def merge(cls, batches: list[Batch]) -> Batch:
@@ -40,7 +43,7 @@ class Batch:
         Only for batches no checkpoint step has touched yet: ``steps_done`` starts empty."""
         if len(batches) == 1:
             return batches[0]
-        out = cls(first_ms=batches[0].first_ms)
+        out = cls(first_ms=batches[0].first_ms, losses=min(b.losses for b in batches))
         for b in batches:
             out.items += b.items
             out.dead += b.dead
@@ -70,4 +73,5 @@ class Batch:
                 if TopicPartition(i.topic, i.partition) in partitions
             ],
             steps_done=set(self.steps_done),
+            losses=self.losses,
         )

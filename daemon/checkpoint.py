@@ -8,6 +8,10 @@ For each batch, in order:
   3. idempotent delivery: commit the consumed offsets.
 An offset is never committed before its message is durably written or dead-lettered. Each step
 is recorded on the batch, so a retry after a failure resumes at the step that failed.
+
+Offsets are committed only while the consumer can vouch for its group generation (see
+``_check_membership``): a member evicted while paused would otherwise commit offsets the group has
+since moved past.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from daemon.batch import Batch
 from daemon.errors import SinkUnavailable
+from daemon.membership import StaleMembership
 from daemon.metrics import Metrics
 from daemon.sinks.kafka import KafkaSink
 from daemon.sinks.postgres import PostgresSink
@@ -42,14 +47,39 @@ class Checkpoint:
             self.db.write(batch)  # 1
             batch.steps_done.add("db")
         if "kafka" not in batch.steps_done:
-            self.out.write(batch, group_metadata=self._group_metadata())  # 2
+            check = None
+            if self.out.transactional and batch.offsets:
+                self._check_membership()  # known stale already: not even the output records
+                check = self._check_membership  # again with only the commit left (see there)
+            self.out.write(batch, group_metadata=self._group_metadata(), before_commit=check)  # 2
             batch.steps_done.add("kafka")
         if not self.out.transactional and batch.offsets:
             self.pending.update(batch.offsets)  # batches arrive in order: later offsets win
             if not self.defer:
+                self._check_membership()
                 self._commit_pending()  # 3
         self.metrics.checkpoint_latency.observe(time.perf_counter() - t0)
         self._observe(batch)
+
+    def _check_membership(self) -> None:
+        """Refuse to commit offsets while the consumer's group generation is known to be stale.
+
+        A real Kafka (2.5+) fences a stale generation itself; a broker without KIP-447 (tansu) takes
+        the transactional commit, and the group's offsets move back. Retryable: the backoff loop
+        polls, the poll rejoins the group and reports the partitions lost, and the daemon then drops
+        this batch (it was read before the loss).
+
+        Transactional delivery checks twice: before the transaction, and again once the records,
+        AddOffsetsToTxn and TxnOffsetCommit are acknowledged, just before EndTxn is sent. What
+        remains is a pause that starts after the second check and before EndTxn leaves the client,
+        and outlasts the session timeout: EndTxn then commits offsets the group has moved past
+        (a window of microseconds of client code; idempotent delivery: between the check and the
+        OffsetCommit request). Only the broker's generation check (KIP-447) closes it; a real Kafka
+        has it.
+        """
+        why = self.source.membership_stale()
+        if why is not None:
+            raise SinkUnavailable("group", StaleMembership(why))
 
     def _group_metadata(self):
         return self.source.group_metadata() if self.out.transactional else None

@@ -1,8 +1,12 @@
-"""`sentistream demo`: the real daemon, offline, on embedded defaults.
+"""`sentistream demo`: the real daemon, offline, on the production defaults.
 
-An embedded Kafka-protocol broker (librdkafka's mock cluster), SQLite, a replay producer streaming
-SST-2 dev sentences (when SENTISTREAM_DATA_DIR holds them) or the bundled sample, and the best
-offline model the project ships. Ends with a summary of what was classified and where it went.
+An embedded Kafka-protocol broker, SQLite, a replay producer streaming SST-2 dev sentences (when
+SENTISTREAM_DATA_DIR holds them) or the bundled sample, and the best offline model the project
+ships. Ends with a summary of what was classified and where it went.
+
+The broker is tansu (a real broker, as a child process) and the daemon runs its default
+``kafka.delivery=transactional``. ``--broker mock`` uses librdkafka's mock cluster instead: it has no
+transactions, so the daemon runs ``idempotent`` there.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from sqlalchemy import create_engine, text
 
 from daemon.app import Daemon
 from daemon.embedded_broker import API_VERSION, MOCK_FETCH_WAIT_MS, EmbeddedBroker
+from daemon.errors import DaemonError
+from daemon.tansu_broker import TansuBroker
 from schemas.db import upgrade
 from schemas.settings import Settings
 
@@ -27,6 +33,12 @@ SST2_LABELS = ("negative", "positive")
 DEMO_PRESET = "minilm-lora-sst2"
 # A few poison messages show the dead-letter path.
 POISON = [b"\xff\xfe\x00 not utf-8", b'{"id": "broken", "text": ', b'{"id": "no-text"}', b'{"id": "blank", "text": "  "}']
+# tansu holds every JoinGroup for session_timeout_ms / 2, so the default 30 s session would keep the
+# first assignment waiting 15 s; with 6 s it waits 3 s, and a replica stalled by a busy machine
+# still keeps its membership.
+TANSU_SESSION_TIMEOUT_MS = 6_000
+# Longest wait for the daemon's first partition assignment before the clock starts.
+ASSIGN_TIMEOUT_S = 60.0
 
 
 def load_messages(limit: int) -> tuple[list[bytes], str]:
@@ -46,18 +58,57 @@ def load_messages(limit: int) -> tuple[list[bytes], str]:
     return msgs, f"{SAMPLE} ({len(msgs)} messages)"
 
 
-def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+def start_broker(kind: str) -> TansuBroker | EmbeddedBroker:
+    """The embedded broker; a broker that cannot start is one DaemonError line."""
+    if kind == "mock":
+        try:
+            return EmbeddedBroker()
+        except RuntimeError as e:
+            raise DaemonError(f"the demo's mock broker did not start: {e}") from None
+    try:
+        return TansuBroker()
+    except DaemonError as e:
+        raise DaemonError(f"the demo's tansu broker did not start: {e} "
+                          "(`sentistream demo --broker mock` runs the demo on librdkafka's mock broker)") from None
+
+
+def kafka_settings(kind: str, bootstrap: str, topics: dict) -> dict:
+    """The daemon's kafka.* for the demo: production defaults on tansu; on the mock, what it lacks."""
+    kafka = {"bootstrap_servers": bootstrap, "input_topics": (topics["input"],), "output_topic": topics["output"],
+             "dead_letter_topic": topics["dlq"], "group_id": "demo"}
+    if kind == "tansu":
+        return kafka | {"session_timeout_ms": TANSU_SESSION_TIMEOUT_MS}
+    # The mock has no transactions, cannot be probed for its version, and holds every empty fetch
+    # for the whole fetch_max_wait_ms.
+    return kafka | {"delivery": "idempotent", "api_version": API_VERSION, "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS}
+
+
+def _produce(bootstrap: str, topic: str, values: list[bytes], api_version: str | None) -> None:
     from kafka import KafkaProducer
 
-    p = KafkaProducer(bootstrap_servers=bootstrap, api_version=tuple(map(int, API_VERSION.split("."))),
-                      acks="all", linger_ms=5)
+    # tansu: kafka-python negotiates the version (a pinned one breaks its InitProducerId).
+    pin = {"api_version": tuple(map(int, api_version.split(".")))} if api_version else {}
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **pin)
     for i, v in enumerate(values):
         p.send(topic, key=f"demo-{i}".encode(), value=v)
     p.flush()
     p.close()
 
 
-def run_demo(messages: int = 1000, workdir: Path = Path("var/demo")) -> int:
+def _await_assignment(daemon: Daemon, runner: threading.Thread) -> None:
+    """Until the daemon holds its partitions, so the throughput is the pipeline's, not the group join's."""
+    deadline = time.monotonic() + ASSIGN_TIMEOUT_S
+    while not daemon.is_ready() and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def run_demo(messages: int = 1000, workdir: Path = Path("var/demo"), broker_kind: str = "tansu") -> int:
+    # The broker first: one that cannot start fails the demo before the model loads.
+    with start_broker(broker_kind) as broker:
+        return _run(broker, broker_kind, messages, workdir)
+
+
+def _run(broker: TansuBroker | EmbeddedBroker, kind: str, messages: int, workdir: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = (workdir / "demo.db").resolve()
     db_path.unlink(missing_ok=True)
@@ -67,39 +118,38 @@ def run_demo(messages: int = 1000, workdir: Path = Path("var/demo")) -> int:
     values += POISON
     topics = {"input": "reviews", "output": "predictions", "dlq": "dead-letters"}
 
-    with EmbeddedBroker() as broker:
-        broker.create_topic(topics["input"], 3)
-        broker.create_topic(topics["output"], 3)
-        broker.create_topic(topics["dlq"], 1)
-        settings = Settings(
-            kafka={"bootstrap_servers": broker.bootstrap_servers, "api_version": API_VERSION,
-                   "delivery": "idempotent", "input_topics": (topics["input"],),
-                   "output_topic": topics["output"], "dead_letter_topic": topics["dlq"], "group_id": "demo",
-                   "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS},
-            database={"url": db_url},
-            # The best offline model the project ships: MiniLM + the SST-2 LoRA adapter.
-            model={"preset": DEMO_PRESET},
-            batch={"max_size": 64, "max_wait_ms": 50},
-            observability={"http_port": 0, "log_level": "WARNING", "log_format": "console"},
-        )
-        print(f"sentistream demo: loading the model and streaming {len(values)} messages from {origin}")
-        daemon = Daemon(settings)
-        runner = threading.Thread(target=daemon.run, name="daemon")
-        runner.start()
-        daemon.wait_started(60)
-        t0 = time.monotonic()
-        _produce(broker.bootstrap_servers, topics["input"], values)
-        engine = create_engine(db_url)
-        done = 0
-        while done < len(values) and time.monotonic() - t0 < 600 and runner.is_alive():
-            time.sleep(0.2)
-            with engine.connect() as c:
-                done = c.execute(text("select (select count(*) from predictions) + (select count(*) from dead_letters)")).scalar_one()
-        elapsed = time.monotonic() - t0
-        daemon.stop()
-        runner.join(60)
-        print_summary(engine, daemon, len(values), elapsed, db_path, topics, broker.bootstrap_servers)
-        engine.dispose()
+    broker.create_topic(topics["input"], 3)
+    broker.create_topic(topics["output"], 3)
+    broker.create_topic(topics["dlq"], 1)
+    kafka = kafka_settings(kind, broker.bootstrap_servers, topics)
+    settings = Settings(
+        kafka=kafka,
+        database={"url": db_url},
+        # The best offline model the project ships: MiniLM + the SST-2 LoRA adapter.
+        model={"preset": DEMO_PRESET},
+        batch={"max_size": 64, "max_wait_ms": 50},
+        observability={"http_port": 0, "log_level": "WARNING", "log_format": "console"},
+    )
+    print(f"sentistream demo: loading the model and streaming {len(values)} messages from {origin} "
+          f"through {kind} (delivery {settings.kafka.delivery})")
+    daemon = Daemon(settings)
+    runner = threading.Thread(target=daemon.run, name="daemon")
+    runner.start()
+    daemon.wait_started(60)
+    _await_assignment(daemon, runner)
+    t0 = time.monotonic()
+    _produce(broker.bootstrap_servers, topics["input"], values, kafka.get("api_version"))
+    engine = create_engine(db_url)
+    done = 0
+    while done < len(values) and time.monotonic() - t0 < 600 and runner.is_alive():
+        time.sleep(0.2)
+        with engine.connect() as c:
+            done = c.execute(text("select (select count(*) from predictions) + (select count(*) from dead_letters)")).scalar_one()
+    elapsed = time.monotonic() - t0
+    daemon.stop()
+    runner.join(60)
+    print_summary(engine, daemon, len(values), elapsed, db_path, topics, broker.bootstrap_servers)
+    engine.dispose()
     return 0 if done == len(values) else 1
 
 

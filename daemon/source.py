@@ -15,6 +15,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
+from daemon.membership import Membership
 from schemas.db import describe_error
 from schemas.settings import KafkaSettings
 
@@ -22,6 +23,7 @@ log = structlog.get_logger(__name__)
 # The input topics' metadata normally arrives within milliseconds; past this (broker down, topic not
 # created yet) the consumer goes on and finds the topics at its next metadata refresh.
 METADATA_WAIT_S = 10.0
+HEARTBEAT_INTERVAL_MS = 3_000
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -37,6 +39,7 @@ class _Listener(AsyncConsumerRebalanceListener):
             await self._source.commit_from_listener(offsets)
 
     async def on_partitions_assigned(self, assigned):
+        self._source.membership.joined()
         self._source.on_assigned(set(assigned))
 
     async def on_partitions_lost(self, lost):
@@ -67,8 +70,11 @@ class KafkaSource:
             max_poll_records=settings.max_poll_records,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             session_timeout_ms=settings.session_timeout_ms,
+            # Kafka's default 3 s, but never above a third of a shorter session (kafka-python warns).
+            heartbeat_interval_ms=min(HEARTBEAT_INTERVAL_MS, settings.session_timeout_ms // 3),
             max_poll_interval_ms=settings.max_poll_interval_ms,
         )
+        self.membership = Membership(self.consumer, settings.session_timeout_ms)
         self.consumer.subscribe(list(settings.input_topics), listener=_Listener(self))
         self.await_metadata(METADATA_WAIT_S)
 
@@ -131,6 +137,10 @@ class KafkaSource:
             if pos is not None:
                 out[tp] = max(0, hw - pos)
         return out
+
+    def membership_stale(self) -> str | None:
+        """Why this member's group generation is known to be out of date, or None."""
+        return self.membership.stale()
 
     def group_metadata(self):
         return self.consumer.group_metadata()

@@ -61,14 +61,18 @@ class KafkaSettings(_Section):
         default="transactional",
         description="`transactional`: output records and offsets in one KIP-98 transaction (exactly-once). "
         "`idempotent`: idempotent-producer flush, then offset commit (output at-least-once; for brokers "
-        "without working transactions, e.g. the embedded demo broker).",
+        "without working transactions, e.g. librdkafka's mock cluster, `sentistream demo --broker mock`).",
     )
     transactional_id: str | None = Field(
-        default=None, description="Stable per replica; defaults to '<group_id>-<hostname>'."
+        default=None,
+        description="Unique to each live replica, the same after its restart (a restart then aborts what its "
+        "crashed run left open). Unset: `<group_id>-<hostname>-<slot>`, the slot being the lowest one no live "
+        "replica of the group holds on this host (leased until the process ends), so replicas on one host "
+        "never fence each other and a restarted one takes the crashed one's id.",
     )
     api_version: str | None = Field(
         default=None, pattern=r"^\d+(\.\d+){1,2}$",
-        description="Broker API version; unset = probe. The embedded mock broker needs `2.3`.",
+        description="Broker API version; unset = probe. librdkafka's mock cluster (`demo --broker mock`) needs `2.3`.",
     )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=500, gt=0)
@@ -76,8 +80,8 @@ class KafkaSettings(_Section):
     fetch_max_wait_ms: int = Field(
         default=500, gt=0,
         description="Longest the broker may hold a fetch that finds no new records (Kafka's default). A real "
-        "broker answers as soon as records arrive; the embedded mock broker holds every fetch this long, so "
-        "the demo and the benchmarks set 100.",
+        "broker answers as soon as records arrive; librdkafka's mock cluster holds every fetch this long, so "
+        "`demo --broker mock` and the benchmarks set 100.",
     )
     session_timeout_ms: int = Field(default=30_000, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, gt=0)

@@ -1,5 +1,16 @@
-"""Real services for tests: a throwaway Postgres database per test, a Kafka-protocol broker
-(the embedded mock cluster, or a real Kafka when KAFKA_BOOTSTRAP_SERVERS is set), tiny models."""
+"""Real services for tests: a throwaway Postgres database per test, a Kafka-protocol broker, tiny models.
+
+The ``broker`` fixture is one of three kinds (``broker.kind``, see ``Broker``):
+- ``tansu`` (default): a tansu broker per test, real transactions and groups; the daemon runs its
+  default ``delivery=transactional``.
+- ``kafka``: the external broker at ``KAFKA_BOOTSTRAP_SERVERS``, when that is set, in place of tansu.
+- ``mock``: the embedded librdkafka mock cluster, for tests that inject broker faults. Mark them
+  ``@pytest.mark.mock_broker`` (``mock_broker(brokers=3)`` for a 3-broker cluster) and use
+  ``broker.embedded``'s fault APIs; they run on the mock whether or not KAFKA_BOOTSTRAP_SERVERS is set.
+
+Only ``mock_broker`` tests are rerun (see ``pytest_collection_modifyitems``); a test that is flaky
+on tansu or a real Kafka is a bug to find, in the daemon, the test or the broker.
+"""
 
 from __future__ import annotations
 
@@ -76,22 +87,48 @@ def own_postgres():
 
 
 class Broker:
-    """What a test needs of a broker, for the embedded mock cluster and a real Kafka alike."""
+    """What a test needs of a broker, whichever kind runs it.
 
-    def __init__(self) -> None:
-        self.real = REAL_KAFKA is not None
-        if self.real:
+    ``kind``:
+    - ``tansu``: an in-memory tansu broker of the test's own (``daemon.tansu_broker``), the default.
+      Real transactions and groups, so the daemon runs its default ``delivery=transactional``. Its
+      ``read_committed`` readers still see aborted records, so the output topic is at-least-once there.
+    - ``mock``: librdkafka's mock cluster (``daemon.embedded_broker``), for tests marked
+      ``mock_broker``: ``embedded`` injects faults (request errors, brokers down, leader moves). It has
+      no transaction semantics, so the daemon runs ``delivery=idempotent`` on it.
+    - ``kafka``: the external broker at ``KAFKA_BOOTSTRAP_SERVERS``, shared by the tests (each makes
+      topics and groups of its own). The one kind on which the output topic is exactly-once.
+    """
+
+    def __init__(self, kind: str, brokers: int = 1) -> None:
+        self.kind = kind
+        self.embedded = None
+        self._tansu = None
+        # None: kafka-python negotiates the version (pinning one breaks InitProducerId on tansu).
+        self.api_version: str | None = None
+        self.delivery = "transactional"
+        if kind == "kafka":
             self.bootstrap_servers = REAL_KAFKA
-            self.api_version = None
-            self.delivery = "transactional"
-            self.embedded = None
-        else:
+        elif kind == "tansu":
+            from daemon.tansu_broker import TansuBroker
+
+            self._tansu = TansuBroker()
+            self.bootstrap_servers = self._tansu.bootstrap_servers
+        elif kind == "mock":
             from daemon.embedded_broker import API_VERSION, EmbeddedBroker
 
-            self.embedded = EmbeddedBroker()
+            self.embedded = EmbeddedBroker(brokers=brokers)
             self.bootstrap_servers = self.embedded.bootstrap_servers
-            self.api_version = API_VERSION
-            self.delivery = "idempotent"
+            self.api_version = API_VERSION  # kafka-python cannot probe the mock
+            self.delivery = "idempotent"  # the mock accepts transactions but does not implement them
+        else:
+            raise ValueError(f"unknown broker kind {kind!r}")
+
+    @property
+    def filters_aborted(self) -> bool:
+        """Whether ``read_committed`` readers are spared aborted records: only a real Kafka. Where it
+        is false, the output topic can only be checked at-least-once."""
+        return self.kind == "kafka"
 
     @property
     def client_kwargs(self) -> dict:
@@ -103,25 +140,38 @@ class Broker:
 
     def create_topic(self, name: str, partitions: int = 1) -> str:
         if self.embedded is not None:
-            self.embedded.create_topic(name, partitions)
+            self.embedded.create_topic(name, partitions, replication=self.embedded.brokers)
         else:
             from kafka.admin import KafkaAdminClient, NewTopic
 
             admin = KafkaAdminClient(**self.client_kwargs)
-            admin.create_topics([NewTopic(name, partitions, 1)])
-            admin.close()
+            try:
+                admin.create_topics([NewTopic(name, partitions, 1)])
+            finally:
+                admin.close()
         return name
 
     def close(self) -> None:
         if self.embedded is not None:
             self.embedded.close()
+        if self._tansu is not None:
+            self._tansu.close()
 
 
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    b = Broker()
-    yield b
-    b.close()
+def broker(request) -> Iterator[Broker]:
+    """The test's broker: the mock cluster for a test marked ``mock_broker`` (whatever
+    KAFKA_BOOTSTRAP_SERVERS says: fault injection exists nowhere else), else the external Kafka when
+    KAFKA_BOOTSTRAP_SERVERS is set, else a tansu broker of its own."""
+    mark = request.node.get_closest_marker("mock_broker")
+    if mark is not None:
+        b = Broker("mock", **mark.kwargs)
+    else:
+        b = Broker("kafka" if REAL_KAFKA else "tansu")
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 @pytest.fixture
@@ -152,9 +202,18 @@ def _no_leftover_daemons() -> Iterator[None]:
         harness.kill_leftovers()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "mock_broker(brokers=1): the test injects broker faults, so its `broker` fixture is the "
+        "embedded mock cluster (with `brokers` brokers; `broker.embedded` holds the fault APIs), never tansu or "
+        "KAFKA_BOOTSTRAP_SERVERS")
+
+
 def pytest_collection_modifyitems(config, items):
-    # The embedded mock cluster is nondeterministic at group join (missed topic metadata, SyncGroup
-    # error 42 with a second member): a Kafka test gets up to two reruns, reported as R in the summary.
+    # Fault-injection tests get up to two reruns, reported as R in the summary: after all the mock's
+    # brokers were down, kafka-python's producer I/O thread can loop for good on UnknownBrokerIdError
+    # (the leader's node is missing from the metadata it holds) and the daemon stops making progress.
+    # A client bug to handle in the daemon, not hide; seen in one of two runs of all_brokers_down_5s.
     for item in items:
-        if item.get_closest_marker("kafka") and not item.get_closest_marker("flaky"):
+        if item.get_closest_marker("mock_broker") and not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=2))

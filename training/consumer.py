@@ -60,6 +60,7 @@ class LabelsConsumer:
             group_id=group_id or f"{kafka.group_id}-trainer",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            session_timeout_ms=kafka.session_timeout_ms,
             **kafka.client_config("-trainer"),
         )
 

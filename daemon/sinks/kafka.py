@@ -7,8 +7,9 @@ to the checkpoint.
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable
 
+import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, ProducerFencedError, TransactionalIdAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
@@ -16,9 +17,11 @@ from pydantic import TypeAdapter
 
 from daemon.batch import Batch
 from daemon.errors import ProducerFenced, SinkUnavailable
+from daemon.replica_slot import SlotLease, default_transactional_id, lease_slot
 from schemas.messages import Prediction
 from schemas.settings import KafkaSettings
 
+log = structlog.get_logger(__name__)
 CONTENT_TYPE = b"application/json"
 # Under the broker's default message.max.bytes; the dead_letters table keeps the full original.
 DLQ_MAX_VALUE_BYTES = 512 * 1024
@@ -71,10 +74,17 @@ class KafkaSink:
         self.transactional = settings.delivery == "transactional"
         cfg = settings.client_config("-producer") | {"acks": "all", "enable_idempotence": True, "linger_ms": 5,
                                          "batch_size": 256 * 1024}
+        self._lease: SlotLease | None = None
         if self.transactional:
-            cfg["transactional_id"] = settings.transactional_id or f"{settings.group_id}-{socket.gethostname()}"
+            tid = settings.transactional_id
+            if tid is None:
+                self._lease = lease_slot(settings.group_id)
+                tid = default_transactional_id(settings.group_id, self._lease)
+            cfg["transactional_id"] = tid
+            log.info("transactional_producer", transactional_id=tid)
         self.producer = KafkaProducer(**cfg)
         if self.transactional:
+            # Fences an earlier producer with this id and aborts the transaction it left open.
             self.producer.init_transactions()
 
     def _send_all(self, batch: Batch) -> list:
@@ -96,8 +106,10 @@ class KafkaSink:
             if f.failed():
                 raise f.exception
 
-    def write(self, batch: Batch, group_metadata=None) -> None:
-        """Idempotent mode: send and flush. Transactional mode: also commit ``batch.offsets``."""
+    def write(self, batch: Batch, group_metadata=None, before_commit: Callable[[], None] | None = None) -> None:
+        """Idempotent mode: send and flush. Transactional mode: also commit ``batch.offsets``;
+        ``before_commit`` runs once everything but the commit itself (EndTxn) has been acknowledged,
+        and aborts the transaction by raising."""
         try:
             if not self.transactional:
                 futures = self._send_all(batch)
@@ -111,6 +123,9 @@ class KafkaSink:
                     self.producer.send_offsets_to_transaction(
                         {tp: _oam(o) for tp, o in batch.offsets.items()}, group_metadata
                     )
+                if before_commit is not None:
+                    self.producer.flush(timeout=self.settings.request_timeout_ms / 1000)
+                    before_commit()
                 self.producer.commit_transaction()
                 self._raise_failed(futures)
             except BaseException:
@@ -129,6 +144,8 @@ class KafkaSink:
 
     def close(self, timeout: float = 10) -> None:
         self.producer.close(timeout=timeout)
+        if self._lease is not None:
+            self._lease.release()
 
 
 def _oam(offset: int) -> OffsetAndMetadata:

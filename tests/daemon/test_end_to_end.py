@@ -82,10 +82,14 @@ def test_two_thousand_messages_with_fifty_malformed(broker, topic_names, databas
     assert reasons == expected_reasons
     assert plain == "plain text review 0"
 
+    # Output and dead-letter topics: every record at least once. Exactly once only where
+    # read_committed readers are spared aborted transactions (a real Kafka; tansu returns them, so
+    # a commit retried there shows its first attempt too).
     out = read_topic(broker, topics["output"], 1950)
-    assert len(out) == 1950
     ids = {r.key.decode() for r in out}
     assert len(ids) == 1950
+    if broker.filters_aborted:
+        assert len(out) == 1950
     first = out[0]
     assert dict(first.headers)["content-type"] == b"application/json"
     assert dict(first.headers)["model-version"] == tiny_bert_dir.name.encode()
@@ -93,8 +97,10 @@ def test_two_thousand_messages_with_fifty_malformed(broker, topic_names, databas
     assert pred["message_id"] == first.key.decode() and pred["label"] in ("negative", "positive")
 
     dlq = read_topic(broker, topics["dlq"], 50)
-    assert len(dlq) == 50
-    assert sorted(dict(r.headers)["error-kind"].decode() for r in dlq) == expected_reasons
+    if broker.filters_aborted:
+        assert len(dlq) == 50
+    reason_by_key = {r.key: dict(r.headers)["error-kind"].decode() for r in dlq}
+    assert sorted(reason_by_key.values()) == expected_reasons
     by_key = {r.key: r.value for r in dlq}
     assert by_key[b"bad39"] == MALFORMED[0][1]  # original bytes, untouched
 

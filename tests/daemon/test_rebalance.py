@@ -82,7 +82,7 @@ def test_revoke_writes_and_commits_everything_read(broker, topic_names, database
             try:
                 intruder.poll(timeout_ms=100, max_records=1)
             except KafkaError:
-                pass  # the mock cluster answers SyncGroup with error 42 for a second member
+                pass  # a join error only delays the intruder; the revoke is what is observed
         intruder.close(autocommit=False)
         producer.join()
         assert wait_for(lambda: count(database_url, "select count(*) from predictions") >= n, timeout=180)
@@ -97,7 +97,7 @@ def test_revoke_writes_and_commits_everything_read(broker, topic_names, database
             # Every record read is written, and the offsets handed to the commit cover exactly them.
             handed_over = max(r["to_commit"].get(p, 0), r["committed"].get(p) or 0)
             assert handed_over == r["rows"].get(p, 0), (p, r)
-    if broker.real:
+    if broker.kind != "mock":
         # A real broker accepts the revoke callback's commit (the mock answers REBALANCE_IN_PROGRESS).
         for committed, rows in handovers:
             assert {p: committed.get(p) or 0 for p in range(4)} == {p: rows.get(p, 0) for p in range(4)}

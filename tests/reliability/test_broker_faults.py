@@ -1,6 +1,7 @@
-"""Broker faults from the mock cluster's fault injection: request errors, brokers down, leader moves.
+"""Broker faults from the mock broker's fault injection: request errors, brokers down, leader moves.
 
-The embedded cluster has no transaction semantics, so the daemon runs with idempotent delivery:
+These run on the embedded mock broker only (``mock_broker``): no other broker injects faults. It
+has no transaction semantics, so the daemon runs with idempotent delivery:
 the tables stay exactly-once (idempotent inserts), the output topic is at-least-once. A duplicate
 on the output topic comes from re-reading a record whose offset commit was lost (e.g. the group
 dropped the member while the brokers were down) or from re-sending a batch whose send failed, so
@@ -14,8 +15,6 @@ import time
 
 import pytest
 
-from daemon.embedded_broker import API_VERSION, EmbeddedBroker
-from tests.conftest import METADATA_MAX_AGE_MS, REAL_KAFKA
 from tests.daemon.harness import (
     DaemonThread,
     committed_and_end,
@@ -28,10 +27,8 @@ from tests.daemon.harness import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.skipif(REAL_KAFKA is not None, reason="fault injection needs the embedded mock cluster"),
-]
+# Three brokers, so leaders can move and a broker can be down while others serve.
+pytestmark = [pytest.mark.kafka, pytest.mark.mock_broker(brokers=3)]
 
 PRODUCE, FETCH, OFFSET_COMMIT, INIT_PRODUCER_ID = 0, 1, 8, 22
 NOT_LEADER, REQUEST_TIMED_OUT, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 6, 7, 15, 16
@@ -39,49 +36,24 @@ WAVE = 300
 BATCH = 16
 
 
-class Cluster:
-    """A 3-broker mock cluster shaped like the ``broker`` fixture, for the harness."""
-
-    delivery = "idempotent"
-    api_version = API_VERSION
-
-    def __init__(self) -> None:
-        self.mock = EmbeddedBroker(brokers=3)
-        self.bootstrap_servers = self.mock.bootstrap_servers
-        self.client_kwargs = {"bootstrap_servers": self.bootstrap_servers,
-                              "api_version": tuple(int(p) for p in API_VERSION.split(".")),
-                              "metadata_max_age_ms": METADATA_MAX_AGE_MS}
-
-    def create_topic(self, name: str, partitions: int = 1) -> str:
-        self.mock.create_topic(name, partitions, replication=3)
-        return name
-
-
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.mock.close()
-
-
 def _errors(api: int, *codes: int):
-    return lambda c, t: c.mock.push_request_errors(api, *codes)
+    return lambda c, t: c.embedded.push_request_errors(api, *codes)
 
 
 def _brokers_down_for(seconds: float):
     def fault(c, t):
         for b in (1, 2, 3):
-            c.mock.set_broker_down(b)
+            c.embedded.set_broker_down(b)
         time.sleep(seconds)
         for b in (1, 2, 3):
-            c.mock.set_broker_up(b)
+            c.embedded.set_broker_up(b)
     return fault
 
 
 def _move_leaders(c, t):
     for topic in (t["input"], t["output"]):
         for p in range(3):
-            c.mock.set_partition_leader(topic, p, 1 + (p + 1) % 3)
+            c.embedded.set_partition_leader(topic, p, 1 + (p + 1) % 3)
 
 
 FAULTS = {
@@ -98,25 +70,25 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_daemon_recovers_from_broker_fault(fault, cluster, topic_names, database_url, tiny_bert_dir):
-    topics = make_topics(cluster, topic_names, partitions=3)
-    settings = make_settings(cluster, database_url, topics, tiny_bert_dir,
+def test_daemon_recovers_from_broker_fault(fault, broker, topic_names, database_url, tiny_bert_dir):
+    topics = make_topics(broker, topic_names, partitions=3)
+    settings = make_settings(broker, database_url, topics, tiny_bert_dir,
                              kafka={"request_timeout_ms": 5000},
                              batch={"max_size": BATCH, "max_wait_ms": 20})
     rows = lambda: count(database_url, "select count(*) from predictions")  # noqa: E731
     n = 2 * WAVE
-    produce(cluster, topics["input"], (tweet(i) for i in range(WAVE)))
+    produce(broker, topics["input"], (tweet(i) for i in range(WAVE)))
     if fault == "init_producer_id_errors":  # the daemon's producer asks for its id at start-up
-        FAULTS[fault](cluster, topics)
+        FAULTS[fault](broker, topics)
     with DaemonThread(settings) as d:
         assert wait_for(lambda: rows() >= WAVE // 2, timeout=60)
         # Mid-stream: the second wave is in the topic when the fault hits.
-        produce(cluster, topics["input"], (tweet(i) for i in range(WAVE, n)))
+        produce(broker, topics["input"], (tweet(i) for i in range(WAVE, n)))
         if fault != "init_producer_id_errors":
-            FAULTS[fault](cluster, topics)
+            FAULTS[fault](broker, topics)
         assert wait_for(lambda: rows() >= n, timeout=120), f"{rows()} of {n} rows"
         assert wait_for(lambda: sum(v or 0 for v in committed_and_end(
-            cluster, topics["group"], topics["input"])[0].values()) >= n, timeout=60)
+            broker, topics["group"], topics["input"])[0].values()) >= n, timeout=60)
         kafka_failures = d.daemon.metrics.sink_failures.labels("kafka")._value.get()
         consumed = d.daemon.metrics.consumed.labels(topics["input"])._value.get()
         assert d.thread.is_alive() and d.stop() == 0
@@ -124,10 +96,10 @@ def test_daemon_recovers_from_broker_fault(fault, cluster, topic_names, database
     # Tables: exactly once.
     assert count(database_url, "select count(*) from predictions") == n
     assert count(database_url, "select count(distinct message_id) from predictions") == n
-    committed, end = committed_and_end(cluster, topics["group"], topics["input"])
+    committed, end = committed_and_end(broker, topics["group"], topics["input"])
     assert committed == end
     # Output topic: nothing lost; duplicates only from re-sent batches.
-    out = read_topic(cluster, topics["output"], n)
+    out = read_topic(broker, topics["output"], n)
     ids = [r.key.decode() for r in out]
     assert set(ids) == {f"m{i}" for i in range(n)}
     # One checkpoint write carries every finished batch waiting: at most queue_size + 1 of them.

@@ -35,8 +35,10 @@ def test_labels_topic_to_table(broker, topic_names, database_url):
 
     engine = make_engine(database_url)
     # A join that misses the new topic's metadata gets it on the next (1 s) refresh and a rebalance.
+    # Tansu holds each JoinGroup for session_timeout_ms / 2, longer than drain's first idle poll at
+    # the default: 6 s is the least session a real Kafka accepts.
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers,
-                          api_version=broker.api_version, metadata_max_age_ms=1000)
+                          api_version=broker.api_version, metadata_max_age_ms=1000, session_timeout_ms=6000)
     consumer = LabelsConsumer(kafka, topic, engine, ("negative", "positive"), group_id=topic_names("g"))
     res = consumer.drain(idle_ms=6000)
     consumer.close()
