@@ -78,6 +78,9 @@ class Daemon:
         # Times the group took this member's partitions away (evicted). Each batch carries the count
         # at the time its records were read; one from before the last loss is never delivered.
         self._losses = 0
+        # Per partition, the offset from which records were read but not yet written: where a
+        # partition kept across a rebalance is rewound when its read work is abandoned.
+        self._unwritten_from: dict[TopicPartition, int] = {}
         self._deadline: float | None = None
         self._stop_deadline: float | None = None
         # A fatal error raised inside a rebalance callback, re-raised by the poll loop.
@@ -208,6 +211,7 @@ class Daemon:
                 # lost: the rest of these records are from before the loss, and are read again.
                 log.warning("stale_records_dropped", messages=len(records) - k)
                 break
+            self._unwritten_from.setdefault(TopicPartition(r.topic, r.partition), r.offset)
             self.batcher.add(decode_record(r, limit))
             if self.batcher.full():
                 self._submit(self.batcher.take())
@@ -263,6 +267,7 @@ class Daemon:
             try:
                 self.checkpoint.commit(batch)
                 self.processed += len(batch)
+                self._unwritten_from.update(batch.offsets)  # batches are delivered in read order
                 self._leave_backoff(recovered=True)
                 return
             except SinkUnavailable as e:
@@ -323,7 +328,8 @@ class Daemon:
         try:
             self._flush_all(self.settings.shutdown_timeout_s)
         except ShutdownTimeout:
-            log.warning("revoke_flush_incomplete")
+            rewound = self._abandon_revoked(revoked)
+            log.warning("revoke_flush_incomplete", rewound_partitions=rewound)
         except DaemonError as e:
             self._fatal = e  # the callback runs on the consumer's IO thread; the poll loop raises it
         finally:
@@ -338,14 +344,34 @@ class Daemon:
         Runs on the consumer's IO thread, inside a poll of the poll loop, which waits for it: the
         batcher is not touched by both at once."""
         log.warning("partitions_lost", partitions=len(lost))
+        self._forget_read()
+        self._unwritten_from.clear()
+        self.checkpoint.take_pending()
+
+    def _forget_read(self) -> None:
+        """Nothing read so far will be written: the batches in flight are dropped at delivery (older
+        loss count), the open batch here."""
         self._losses += 1
         dropped = self.batcher.take()
         if dropped is not None:
             dropped.losses = self._losses - 1
             self._drop_stale([dropped])
-        self.checkpoint.take_pending()
+
+    def _abandon_revoked(self, revoked: set[TopicPartition]) -> int:
+        """The revoke's flush ran out of time: drop every unwritten batch, and rewind the revoked
+        partitions to their first unwritten record. A partition assigned straight back keeps its
+        position in kafka-python, which would otherwise skip the dropped records; one that goes to
+        another member is read from the committed offsets there. Returns how many were rewound."""
+        self._forget_read()
+        self._leave_backoff(recovered=False)  # the batch it waited on is gone; the next one retries
+        rewind = {tp: self._unwritten_from[tp] for tp in revoked if tp in self._unwritten_from}
+        for tp, offset in rewind.items():
+            self.source.seek(tp, offset)
+        return len(rewind)
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # A partition that was not kept is read from the group's committed offset: no unwritten record.
+        self._unwritten_from = {tp: o for tp, o in self._unwritten_from.items() if tp in assigned}
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
 
     def _flush_all(self, timeout: float) -> None:

@@ -138,6 +138,10 @@ class KafkaSource:
                 out[tp] = max(0, hw - pos)
         return out
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` from ``offset`` next (a local position change, no request)."""
+        self.consumer.seek(tp, offset)
+
     def membership_stale(self) -> str | None:
         """Why this member's group generation is known to be out of date, or None."""
         return self.membership.stale()

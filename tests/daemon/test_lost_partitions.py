@@ -243,3 +243,65 @@ def test_membership_finds_the_pinned_consumers_coordinator_state():
         assert "not a member" in Membership(c, session_timeout_ms=6000).stale()  # never joined
     finally:
         c.close(timeout_ms=100)
+
+
+class RecordSource(FakeSource):
+    """A source whose polls return the queued records; ``seek`` moves the read position back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[int] = []
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def poll(self, timeout_ms):
+        offsets, self.queued = self.queued, []
+        return [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=o, timestamp=0, key=None,
+                                value=f"text {o}".encode()) for o in offsets]
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+
+class FailingDb(FakeDb):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def write(self, batch):
+        if self.down:
+            raise SinkUnavailable("postgres", ConnectionError("down"), retry_after=0.05)
+        super().write(batch)
+
+
+def test_revoke_that_runs_out_of_time_rewinds_to_the_first_unwritten_record():
+    # Non-default shutdown_timeout_s on purpose: the revoke's flush must run out of time quickly.
+    d = Daemon(Settings(shutdown_timeout_s=0.3), classifier=FakeClassifier())
+    d.source, d.db, d.out = RecordSource(), FailingDb(), FakeOut(transactional=True)
+    d.checkpoint = Checkpoint(d.db, d.out, d.source, d.metrics)
+    d.worker.start()
+    try:
+        d.source.queued = [0, 1]
+        d._poll(0)
+        classify(d)
+        d._deliver_done()
+        assert d.db.written == [[0, 1]]
+        d.source.queued = [2, 3, 4]
+        d._poll(0)
+        classify(d)
+        d.db.down = True  # the flush of the revoke cannot write 2-4
+        with capture_logs() as logs:
+            assert d._on_revoked({TP}) == {}
+        assert d.source.seeks == [(TP, 2)]
+        assert [e["rewound_partitions"] for e in logs if e["event"] == "revoke_flush_incomplete"] == [1]
+        assert not d._in_backoff and not d.source.paused
+        # The partition comes straight back and, rewound, is read again from 2.
+        d._on_assigned({TP})
+        d.db.down = False
+        d.source.queued = [2, 3, 4]
+        d._poll(0)
+        classify(d)
+        d._deliver_done()
+        assert d.db.written == [[0, 1], [2, 3, 4]]
+        assert d.out.written == [{TP: 2}, {TP: 5}]
+    finally:
+        d.worker.stop()
