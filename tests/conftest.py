@@ -8,8 +8,9 @@ The ``broker`` fixture is one of three kinds (``broker.kind``, see ``Broker``):
   ``@pytest.mark.mock_broker`` (``mock_broker(brokers=3)`` for a 3-broker cluster) and use
   ``broker.embedded``'s fault APIs; they run on the mock whether or not KAFKA_BOOTSTRAP_SERVERS is set.
 
-Only ``mock_broker`` tests are rerun (see ``pytest_collection_modifyitems``); a test that is flaky
-on tansu or a real Kafka is a bug to find, in the daemon, the test or the broker.
+Only ``mock_broker`` tests are rerun (see ``pytest_collection_modifyitems``), and test_zombie.py once
+(its module says why); a test that is flaky on tansu or a real Kafka is a bug to find, in the
+daemon, the test or the broker.
 """
 
 from __future__ import annotations

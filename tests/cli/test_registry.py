@@ -72,7 +72,8 @@ def test_first_refit_is_gated_against_the_shipped_adapter_and_rollback_returns_t
     imported = cli("labels", "import", str(labels), url=url, cwd=tmp_path)
     assert {"file": str(labels), "written": 500, "rejected": 0} in json_lines(imported.stdout)
 
-    # One epoch, as the issue asks (default: 3); 500 labels exceed min_new_labels (200), so no --force.
+    # One epoch (default: 3): a quick first refit, which the shipped adapter should beat. 500 labels
+    # exceed min_new_labels (200), so no --force.
     out = json.loads(cli("train", "--once", "--set", "epochs=1", url=url, cwd=tmp_path).stdout)
     version = out["version"]
     assert out["action"] in ("promoted", "rejected"), out
