@@ -20,6 +20,7 @@ from models.spec import load_spec
 from schemas.db import make_engine
 from schemas.settings import Settings, TrainingSettings
 from training import registry
+from tests.cli.runner import json_lines
 from training.gate import decide
 
 SHIPPED = "minilm-sst2"
@@ -47,10 +48,6 @@ def listed(url: str, cwd: Path, **settings: str) -> dict[str, dict]:
         version, status, kind, gold, _watermark, _date, _time = line.split()
         out[version] = {"status": status, "kind": kind, "gold": gold}
     return out
-
-
-def json_lines(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 def sst2_head(data_dir: Path, n: int, dest: Path) -> Path:
