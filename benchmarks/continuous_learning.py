@@ -1,4 +1,5 @@
-"""Continuous learning (Must-show 3 of the training issue), with the daemon streaming.
+"""Continuous learning with the daemon streaming: does the gate keep the active adapter's gold score
+from dropping, reject a round of flipped labels, and does the daemon serve each promoted version?
 
 A curator labels a fixed gold set once: SST-2 sentences whose message id falls in the gold slice
 (``training.gold_labelers = ("curator",)``). Then the crowd's labels arrive in rounds through the
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaProducer
@@ -35,11 +37,13 @@ from schemas.settings import KafkaSettings, Settings, TrainingSettings
 from training import registry
 from training.consumer import LabelsConsumer
 from training.labels import write_labels
+from training.outcome import Refit
 from training.readers import Example, read_labeled, split
 from training.service import run_once
 from training.splits import is_gold
 
 LABELS = ("negative", "positive")
+METRIC = "macro_f1"  # the gate's (training.primary_metric's default)
 HEADERS = ["round", "labels in", "flipped", "gold n", "gold-slice labels ignored", "train n", "decision",
            "candidate gold macro-F1", "active gold macro-F1 (before)", "active gold macro-F1 (after)", "refit s",
            "daemon serving after", "swap s", "reasons"]
@@ -111,6 +115,36 @@ def stream_accuracy(db: c.Db, dev: list[Example], names: dict[str, str]) -> list
     return [(names.get(v, v or "- (base, no adapter)"), len(h), f"{sum(h) / len(h):.4f}") for v, h in per.items()]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round's refit, and what the active adapter and the daemon were after its decision."""
+    refit: Refit
+    active_after: float  # the active adapter's gold macro-F1
+    serving: str | None  # the adapter version on the daemon's first row written after the decision
+    expected: str  # the active version
+
+    @property
+    def action(self) -> str:
+        return self.refit.action
+
+    @property
+    def version(self) -> str:
+        return self.refit.version
+
+    @property
+    def gold(self) -> int:
+        return self.refit.counts.gold
+
+    @property
+    def gold_slice_ignored(self) -> int:
+        return self.refit.counts.gold_slice_ignored
+
+    @property
+    def active_before(self) -> float | None:
+        """The active adapter's gold macro-F1, re-measured on this round's gold set."""
+        return self.refit.scores.active[METRIC] if self.refit.scores.active else None
+
+
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
@@ -131,22 +165,25 @@ def rounds_loop(args, cfg, db, url, producer, consumer, labels_topic, gold_seed,
             got += consumer.poll_once(timeout_ms=1000).written
         t0 = time.monotonic()
         out = run_once(settings, cfg, engine=db.engine, progress=False)
+        if not isinstance(out, Refit):
+            raise RuntimeError(f"round {k}: no refit: {out.to_json()}")
         refit_s = time.monotonic() - t0
         decided_at = db_now(db)
         act = registry.active(db.engine, cfg.adapter_name)
-        names[out["version"]] = f"r{k}"
-        if out["action"] == "promoted":
-            promoted.append(out["version"])
-            after, since = act["metrics"]["gold"]["macro_f1"], act["status_changed_at"]
+        names[out.version] = f"r{k}"
+        if out.action == "promoted":
+            promoted.append(out.version)
+            after, since = act["metrics"]["gold"][METRIC], act["status_changed_at"]
         else:
-            after, since = out["active_gold_macro_f1"], decided_at
+            after, since = out.scores.active[METRIC], decided_at
         serving, swap_s = serving_after(db, since, act["version"])
-        results.append({**out, "active_after": after, "serving": serving, "expected": act["version"]})
-        rows.append([k, got, n_flipped, out["gold"], out["gold_slice_ignored"], out["train"], out["action"],
-                     fmt(out["gold_macro_f1"]), fmt(out["active_gold_macro_f1"]), fmt(after), f"{refit_s:.0f}",
+        result = Round(out, after, serving, act["version"])
+        results.append(result)
+        rows.append([k, got, n_flipped, result.gold, result.gold_slice_ignored, out.counts.train, out.action,
+                     fmt(out.scores.candidate[METRIC]), fmt(result.active_before), fmt(after), f"{refit_s:.0f}",
                      names.get(serving, serving or "-"),
-                     "-" if swap_s is None or out["action"] != "promoted" else f"{swap_s:.1f}",
-                     "; ".join(out["reasons"])[:160]])
+                     "-" if swap_s is None or out.action != "promoted" else f"{swap_s:.1f}",
+                     "; ".join(out.decision.reasons)[:160]])
         print(c.table(HEADERS, rows[-1:]), flush=True)
 
 
@@ -221,19 +258,19 @@ def run(args) -> dict:
                   f"{len(gold_seed)}; daemon streaming at {args.stream_rate} msg/s"))
     print(c.table(["adapter version served", "rows", "daemon accuracy on streamed SST-2 dev sentences"],
                   accuracy, title="the daemon's predictions by adapter version"))
-    afters = [r["active_after"] for r in results]
+    afters = [r.active_after for r in results]
     checks = {
         "active gold metric never drops": all(b >= a for a, b in zip(afters, afters[1:])),
         "gold set fixed (same n; each 'before' = previous 'after')": (
-            len({r["gold"] for r in results}) == 1
-            and all(abs(r["active_gold_macro_f1"] - p["active_after"]) < 1e-9 for p, r in zip(results, results[1:]))),
-        "flipped round rejected": (results[args.flip_round - 1]["action"] == "rejected"
+            len({r.gold for r in results}) == 1
+            and all(abs(r.active_before - p.active_after) < 1e-9 for p, r in zip(results, results[1:]))),
+        "flipped round rejected": (results[args.flip_round - 1].action == "rejected"
                                    if args.flip_round <= len(results) else None),
         "every produced message written exactly once (rows, output records)": (
             n > 0 and n_rows == n_ids == n and ids_ok and out_records == n and committed),
         "predictions carry the versions promoted, in order, none rejected": (
             order == ([None] if order and order[0] is None else []) + promoted),
-        "daemon served the active version after every round": all(r["serving"] == r["expected"] for r in results),
+        "daemon served the active version after every round": all(r.serving == r.expected for r in results),
     }
     print(f"\nproduced {n} messages; rows {n_rows} (distinct ids {n_ids}); output records {out_records}; "
           f"offsets committed to the end: {committed}; daemon processed {report['processed']}, "

@@ -20,7 +20,7 @@ COLUMNS = ("message_id", "text", "label", "label_id", "scores", "confidence", "m
            "received_at", "classified_at")
 
 
-class _Record:
+class Record:
     """What decode_record reads from a kafka-python ConsumerRecord."""
 
     __slots__ = ("topic", "partition", "offset", "timestamp", "key", "value")
@@ -38,7 +38,7 @@ def batches(prefix: str, n: int, size: int) -> list[Batch]:
     for start in range(0, n, size):
         b = Batch()
         for i in range(start, min(n, start + size)):
-            item = decode_record(_Record(i, *c.message(prefix, i, texts[i % len(texts)])), 10_000)
+            item = decode_record(Record(i, *c.message(prefix, i, texts[i % len(texts)])), 10_000)
             b.items.append(item)
         worker.process(b)
         out.append(b)

@@ -5,7 +5,7 @@
     GOMP_SPINCOUNT=1000 python -m benchmarks.omp_spin fresh
 
 Run the modes alternately while other jobs load the cores: libgomp spins much longer at barriers
-while a process has no more OpenMP threads than cores (see pipeline.RawClassifier).
+while a process has no more OpenMP threads than cores (see raw_classifier.RawClassifier).
 """
 
 from __future__ import annotations

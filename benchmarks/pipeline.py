@@ -1,4 +1,9 @@
-"""How much the pipeline costs next to the model: issue 6, measures (1)–(6), one invocation.
+"""How much the pipeline costs next to the model: six measures in one invocation.
+
+(1) efficiency: the daemon's rate ÷ the raw classifier's; (2) the daemon against a naive
+consume-classify-insert loop; (3) capacity with no model (daemon ÷ consume-only) and the Postgres
+write path; (4) end-to-end latency at half the daemon's rate; (5) peak RSS; (6) the scale law
+(benchmarks/scale.py).
 
     python -m benchmarks.pipeline            # full run, medians of 3 (about 10 minutes on 2 cores)
     python -m benchmarks.pipeline --quick    # smoke run: tiny sizes, 1 repetition
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks import common as c
+from benchmarks.raw_classifier import RawClassifier
 from benchmarks.scale import HEADERS as SCALE_HEADERS
 from benchmarks.scale import scale_law
 
@@ -57,58 +62,6 @@ class Row:
     target: str = ""
     met: str = ""
     runs: str = ""
-
-
-class RawClassifier:
-    """The classifier in this process, run as the daemon process runs it: warmed up in the main
-    thread (as benchmarks/daemon_proc.py does), then every batch on one long-lived worker thread
-    (as the daemon's inference worker).
-
-    Both matter on a shared machine, through libgomp (torch's intra-op threads): it spins at each
-    barrier far longer (GOMP_SPINCOUNT 300k vs 1k) while a process has no more OpenMP threads than
-    cores, which the main thread's team tips over; a spinning thread starves the one it waits for
-    when other jobs share the cores. Measured at load 4-10, batches of 8: fresh thread, no
-    main-thread warm-up 3-23 msg/s; the same with GOMP_SPINCOUNT=1000 69-96; with the warm-up
-    66-169 (see RESULTS.md).
-    """
-
-    def __init__(self, clf, warm_up: list[str]) -> None:
-        self.clf = clf
-        clf.classify(warm_up)
-        self._jobs: queue.Queue = queue.Queue()
-        self._done: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="raw-classifier", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            try:
-                self._done.put(job())
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                self._done.put(e)
-
-    def rate(self, texts: list[str], batch: int) -> tuple[float, float]:
-        """Throughput (msg/s) and this process's CPU ms per message, tokenization included, in the
-        daemon's batches; the first batch is excluded, as the daemon's first write is."""
-        chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
-
-        def work() -> tuple[float, float]:
-            self.clf.classify(chunks[0])
-            n = sum(len(ch) for ch in chunks[1:])
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            for chunk in chunks[1:]:
-                self.clf.classify(chunk)
-            return n / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1000 / n
-
-        self._jobs.put(work)
-        out = self._done.get()
-        if isinstance(out, BaseException):
-            raise out
-        return out
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
 
 
 def naive_rate(broker: c.Broker, db: c.Db, db_url: str, texts: list[str], prefix: str) -> float:

@@ -2,7 +2,7 @@
 
 For each batch limit one MiniLM daemon process (max_length 512, so 256-token messages are not
 truncated); for each message length, interleaved with the raw classifier on the same texts and
-batches (run as the daemon process runs its model: see pipeline.RawClassifier). Each run has at
+batches (run as the daemon process runs its model: see raw_classifier.RawClassifier). Each run has at
 least four batches, so a rate spans at least three writes. Cost per message: wall milliseconds
 (1 / throughput on the whole machine) and CPU milliseconds of the daemon process and of the raw
 classifier (all threads, torch's included); their difference is what the pipeline adds.
@@ -15,6 +15,7 @@ import time
 import psutil
 
 from benchmarks import common as c
+from benchmarks.raw_classifier import RawClassifier
 
 HEADERS = ["tokens", "batch limit", "messages per run", "raw msg/s", "daemon msg/s", "daemon ÷ raw", "wall ms/msg",
            "raw CPU ms/msg", "daemon CPU ms/msg", "runs (raw / daemon msg/s)"]
@@ -24,8 +25,6 @@ MIN_BATCHES = 4
 def scale_law(sz, broker: c.Broker, db: c.Db, db_url: str) -> list[list[str]]:
     from models.loading import load_classifier
     from schemas.settings import ModelSettings
-
-    from benchmarks.pipeline import RawClassifier
 
     clf = load_classifier(ModelSettings(max_length=512))
     longest = MIN_BATCHES * max(sz.scale_batches) + max(sz.scale_min_messages.values())

@@ -20,8 +20,7 @@ import torch
 from models.build import load_model
 from models.classifier import SpecClassifier
 from models.spec import load_spec
-from tests.models.factories import build_causal_base, random_texts
-from tests.models.test_presets import _sparta_adapter
+from tests.models.factories import build_causal_base, random_texts, save_sparta_adapter
 
 
 def main() -> int:
@@ -50,7 +49,7 @@ def main() -> int:
         plain_fp, plain_q = scores(None), scores(None, **nf4)
         for scale in (0.005, 0.05):
             adapter = Path(tmp) / f"sparta-{scale}"
-            _sparta_adapter(base, adapter, args.sparsity, scale=scale)
+            save_sparta_adapter(base, adapter, args.sparsity, scale=scale)
             ref = scores(adapter)
             effect_fp = ref - plain_fp
             rows = [("fp32", "merged (reference)", ref, plain_fp),

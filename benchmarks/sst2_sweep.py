@@ -6,7 +6,7 @@
 
 Each job is its own process (``--parallel`` at a time), on ``training.device`` auto: on a GPU
 machine the jobs share the GPU. Prints one row per job and the mean dev accuracy per recipe.
-Every recipe starts from run 4's settings (benchmarks/RESULTS.md, the shipped adapter's recipe).
+Every recipe starts from SST-2 run 4's settings (its command is in benchmarks/HISTORY.md).
 """
 
 from __future__ import annotations

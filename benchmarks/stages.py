@@ -4,8 +4,9 @@
 
 Stages are timed in isolation on the same messages (constant classifier), batches of 128 (about
 what the checkpoint merges to under load); medians of ``--reps`` runs. Compare with the
-consume-only rate: a stage costing more than 1.25x consume-only per message makes a pipeline
-capacity of 0.8 (issue 6, measure 3) impossible on its own.
+consume-only rate: a stage costing more than 1.25x consume-only per message on its own keeps the
+daemon with no model below 0.8x the consume-only rate (the capacity target of benchmarks.pipeline's
+measure 3).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import orjson
 
 from benchmarks import common as c
-from benchmarks.dbwrite import _Record, batches, copy_rate, sink_rate
+from benchmarks.dbwrite import Record, batches, copy_rate, sink_rate
 from daemon.batch import Item
 from daemon.decode import _check_storable, decode_record
 from daemon.metrics import Metrics
@@ -68,7 +69,7 @@ def stage_costs(broker: c.Broker, db_url: str, n: int, reps: int) -> list[list[s
     for rep in range(reps):
         prefix = f"st{rep}-"
         topics = broker.topics("stages")
-        records = [_Record(i, *c.message(prefix, i, t)) for i, t in enumerate(texts)]
+        records = [Record(i, *c.message(prefix, i, t)) for i, t in enumerate(texts)]
         broker.produce(topics["input"], ((r.key, r.value) for r in records))
         add("kafka-python consume (poll, parse, crc)", 1e6 / broker.consume_rate(topics["input"], n))
         # Each change and its reference run in alternating order, so neither always runs first.

@@ -2,6 +2,11 @@
 
 The poll loop (this thread) owns the consumer: it reads, decodes, batches, hands batches to the
 inference worker and checkpoints finished batches in order. Nothing is committed at read time.
+
+The rebalance handlers (``_on_revoked``, ``_on_assigned``, ``_on_lost``) run on kafka-python's IO
+thread, inside a poll (or the consumer's close) of the poll loop, which waits for them: the two never
+run at once. The revoke's flush runs there too, checkpointing with ``revoking=True`` and without
+polling (daemon/source.py says why).
 """
 
 from __future__ import annotations
@@ -265,7 +270,7 @@ class Daemon:
                 # Partitions moved to another member while this batch waited: it re-reads them.
                 batch = batch.only(owned)
             try:
-                self.checkpoint.commit(batch)
+                self.checkpoint.commit(batch, revoking=self._revoking)
                 self.processed += len(batch)
                 self._unwritten_from.update(batch.offsets)  # batches are delivered in read order
                 self._leave_backoff(recovered=True)
@@ -318,13 +323,15 @@ class Daemon:
 
     # Rebalance and shutdown
     def _on_revoked(self, revoked: set[TopicPartition]) -> dict[TopicPartition, int]:
-        """Write everything read so far; return the offsets the callback must commit."""
+        """Write everything read so far; return the offsets the callback must commit.
+
+        Runs on the consumer's IO thread, inside a poll or the close of the poll loop, which waits."""
         if self._in_backoff or not revoked:
             return {}  # sinks are down: the uncommitted records go to the next owner
         if self._closing:
             return self.checkpoint.take_pending()  # the drain is over: commit what it wrote, nothing more
         log.info("partitions_revoked", partitions=len(revoked))
-        self.checkpoint.defer = self._revoking = True
+        self._revoking = True
         try:
             self._flush_all(self.settings.shutdown_timeout_s)
         except ShutdownTimeout:
@@ -333,7 +340,7 @@ class Daemon:
         except DaemonError as e:
             self._fatal = e  # the callback runs on the consumer's IO thread; the poll loop raises it
         finally:
-            self.checkpoint.defer = self._revoking = False
+            self._revoking = False
         return self.checkpoint.take_pending()
 
     def _on_lost(self, lost: set[TopicPartition]) -> None:

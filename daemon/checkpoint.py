@@ -5,7 +5,8 @@ For each batch, in order:
   2. transactional delivery: commit one Kafka transaction holding the output records, the
      dead letters and the consumed offsets — done;
      idempotent delivery: send and flush the output records and dead letters;
-  3. idempotent delivery: commit the consumed offsets.
+  3. idempotent delivery: commit the consumed offsets; while revoking, hand them to the revoke
+     callback instead (``take_pending``), which commits them before the partitions are given up.
 An offset is never committed before its message is durably written or dead-lettered. Each step
 is recorded on the batch, so a retry after a failure resumes at the step that failed.
 
@@ -17,49 +18,72 @@ since moved past.
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import structlog
+from kafka import ConsumerGroupMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 
 from daemon.batch import Batch
-from daemon.errors import SinkUnavailable
-from daemon.membership import StaleMembership
+from daemon.errors import SinkUnavailable, StaleMembership
 from daemon.metrics import Metrics
-from daemon.sinks.kafka import KafkaSink
-from daemon.sinks.postgres import PostgresSink
-from daemon.source import KafkaSource
+from daemon.sinks.base import OffsetCommit, Sink
 
 log = structlog.get_logger(__name__)
+# The steps recorded in ``Batch.steps_done``.
+DB, KAFKA = "db", "kafka"
+
+
+class GroupMember(Protocol):
+    """What the checkpoint needs of the consumer (daemon.source.KafkaSource)."""
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    def membership_stale(self) -> str | None: ...
+
+    def group_metadata(self) -> ConsumerGroupMetadata: ...
 
 
 class Checkpoint:
-    def __init__(self, db: PostgresSink, out: KafkaSink, source: KafkaSource, metrics: Metrics) -> None:
+    def __init__(self, db: Sink, out: Sink, source: GroupMember, metrics: Metrics) -> None:
         self.db, self.out, self.source, self.metrics = db, out, source, metrics
         # Offsets written but not yet committed: a commit refused during a rebalance, or any step 3
-        # inside a rebalance callback (where the consumer cannot commit synchronously). The revoke
-        # callback commits them before the partitions are given up.
-        self.pending: dict = {}
-        self.defer = False
+        # while revoking. The revoke callback commits them before the partitions are given up.
+        self._pending: dict[TopicPartition, int] = {}
 
-    def commit(self, batch: Batch) -> None:
+    def commit(self, batch: Batch, *, revoking: bool = False) -> None:
+        """Deliver ``batch`` from the first step it has not done. ``revoking``: called from the
+        revoke callback, where the consumer cannot commit (step 3 keeps the offsets pending)."""
         t0 = time.perf_counter()
-        if "db" not in batch.steps_done:
-            self.db.write(batch)  # 1
-            batch.steps_done.add("db")
-        if "kafka" not in batch.steps_done:
-            check = None
-            if self.out.transactional and batch.offsets:
-                self._check_membership()  # known stale already: not even the output records
-                check = self._check_membership  # again with only the commit left (see there)
-            self.out.write(batch, group_metadata=self._group_metadata(), before_commit=check)  # 2
-            batch.steps_done.add("kafka")
+        # Step 1. The database.
+        if DB not in batch.steps_done:
+            self.db.write(batch)
+            batch.steps_done.add(DB)
+        # Step 2. Kafka: the output records, and in transactional delivery the offsets with them.
+        if KAFKA not in batch.steps_done:
+            self.out.write(batch, self._offset_commit(batch))
+            batch.steps_done.add(KAFKA)
+        # Step 3. Idempotent delivery: the offsets.
         if not self.out.transactional and batch.offsets:
-            self.pending.update(batch.offsets)  # batches arrive in order: later offsets win
-            if not self.defer:
+            self._pending.update(batch.offsets)  # batches arrive in order: later offsets win
+            if not revoking:
                 self._check_membership()
-                self._commit_pending()  # 3
+                self._commit_pending()
         self.metrics.checkpoint_latency.observe(time.perf_counter() - t0)
         self._observe(batch)
+
+    def take_pending(self) -> dict[TopicPartition, int]:
+        """The offsets written but not committed, for the revoke callback to commit; forgets them."""
+        offsets, self._pending = self._pending, {}
+        return offsets
+
+    def _offset_commit(self, batch: Batch) -> OffsetCommit | None:
+        """What the transactional sink commits with the records; None in idempotent delivery."""
+        if not self.out.transactional or not batch.offsets:
+            return None
+        self._check_membership()  # known stale already: not even the output records
+        # The sink checks again just before EndTxn (see _check_membership).
+        return OffsetCommit(batch.offsets, self.source.group_metadata(), self._check_membership)
 
     def _check_membership(self) -> None:
         """Refuse to commit offsets while the consumer's group generation is known to be stale.
@@ -81,16 +105,9 @@ class Checkpoint:
         if why is not None:
             raise SinkUnavailable("group", StaleMembership(why))
 
-    def _group_metadata(self):
-        return self.source.group_metadata() if self.out.transactional else None
-
-    def take_pending(self) -> dict:
-        offsets, self.pending = self.pending, {}
-        return offsets
-
     def _commit_pending(self) -> None:
         try:
-            self.source.commit(self.pending)
+            self.source.commit(self._pending)
         except CommitFailedError as e:
             # A rebalance is under way: the revoke callback commits these, or, if the partitions
             # went elsewhere, the new owner re-reads them and the idempotent writes absorb it.
@@ -98,7 +115,7 @@ class Checkpoint:
             return
         except KafkaError as e:
             raise SinkUnavailable("offsets", e) from e
-        self.pending.clear()
+        self._pending.clear()
 
     def _observe(self, batch: Batch) -> None:
         now_ms = time.time() * 1000

@@ -116,7 +116,7 @@ def _classify_chunk(worker, chunk: list[tuple[int, bytes]], max_text_chars: int)
 def _demo(args: argparse.Namespace) -> int:
     from daemon.demo import run_demo
 
-    return run_demo(messages=args.messages, broker_kind=args.broker)
+    return run_demo(messages=args.messages, broker_kind=args.broker, data_dir=args.settings.data_dir)
 
 
 _CLASSIFY_HELP = """\

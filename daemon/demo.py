@@ -1,8 +1,8 @@
 """`sentistream demo`: the real daemon, offline, on the production defaults.
 
-An embedded Kafka-protocol broker, SQLite, a replay producer streaming SST-2 dev sentences (when
-SENTISTREAM_DATA_DIR holds them) or the bundled sample, and the best offline model the project
-ships. Ends with a summary of what was classified and where it went.
+An embedded Kafka-protocol broker, SQLite, a replay producer streaming SST-2 dev sentences (when the
+``data_dir`` setting, SENTISTREAM_DATA_DIR, holds them) or the bundled sample, and the best offline
+model the project ships. Ends with a summary of what was classified and where it went.
 
 The broker is tansu (a real broker, as a child process) and the daemon runs its default
 ``kafka.delivery=transactional``. ``--broker mock`` uses librdkafka's mock cluster instead: it has no
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -41,21 +41,25 @@ TANSU_SESSION_TIMEOUT_MS = 6_000
 ASSIGN_TIMEOUT_S = 60.0
 
 
-def load_messages(limit: int) -> tuple[list[bytes], str]:
-    data_dir = os.environ.get("SENTISTREAM_DATA_DIR")
-    dev = Path(data_dir) / "sst2" / "dev.tsv" if data_dir else None
+@dataclass(frozen=True)
+class DemoMessages:
+    values: list[bytes]
+    origin: str  # where they came from, for the first line printed
+    gold: dict[str, str]  # message id -> SST-2 gold label; empty for the bundled sample
+
+
+def load_messages(limit: int, data_dir: Path | None) -> DemoMessages:
+    dev = data_dir / "sst2" / "dev.tsv" if data_dir is not None else None
     if dev is not None and dev.is_file():
         with dev.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-        msgs = [
-            json.dumps({"id": f"sst2-dev-{i}", "text": r["sentence"], "source": "sst2-dev",
-                        "meta": {"gold": SST2_LABELS[int(r["label"])]}}).encode()
-            for i, r in enumerate(rows[:limit])
-        ]
-        return msgs, f"{dev} ({len(msgs)} sentences)"
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:limit]
+        gold = {f"sst2-dev-{i}": SST2_LABELS[int(r["label"])] for i, r in enumerate(rows)}
+        values = [json.dumps({"id": mid, "text": r["sentence"], "source": "sst2-dev", "meta": {"gold": label}}).encode()
+                  for (mid, label), r in zip(gold.items(), rows, strict=True)]
+        return DemoMessages(values, f"{dev} ({len(values)} sentences)", gold)
     lines = SAMPLE.read_text(encoding="utf-8").splitlines()
-    msgs = [lines[i % len(lines)].encode() for i in range(min(limit, len(lines)))]
-    return msgs, f"{SAMPLE} ({len(msgs)} messages)"
+    values = [lines[i % len(lines)].encode() for i in range(min(limit, len(lines)))]
+    return DemoMessages(values, f"{SAMPLE} ({len(values)} messages)", {})
 
 
 def start_broker(kind: str) -> TansuBroker | EmbeddedBroker:
@@ -102,20 +106,21 @@ def _await_assignment(daemon: Daemon, runner: threading.Thread) -> None:
         time.sleep(0.02)
 
 
-def run_demo(messages: int = 1000, workdir: Path = Path("var/demo"), broker_kind: str = "tansu") -> int:
+def run_demo(messages: int = 1000, workdir: Path = Path("var/demo"), broker_kind: str = "tansu",
+             data_dir: Path | None = None) -> int:
+    """``data_dir``: the datasets folder (setting ``data_dir``); SST-2 dev sentences when it holds them."""
     # The broker first: one that cannot start fails the demo before the model loads.
     with start_broker(broker_kind) as broker:
-        return _run(broker, broker_kind, messages, workdir)
+        return _run(broker, broker_kind, load_messages(messages, data_dir), workdir)
 
 
-def _run(broker: TansuBroker | EmbeddedBroker, kind: str, messages: int, workdir: Path) -> int:
+def _run(broker: TansuBroker | EmbeddedBroker, kind: str, demo: DemoMessages, workdir: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = (workdir / "demo.db").resolve()
     db_path.unlink(missing_ok=True)
     db_url = f"sqlite:///{db_path}"
     upgrade(db_url)
-    values, origin = load_messages(messages)
-    values += POISON
+    values = demo.values + POISON
     topics = {"input": "reviews", "output": "predictions", "dlq": "dead-letters"}
 
     broker.create_topic(topics["input"], 3)
@@ -130,7 +135,7 @@ def _run(broker: TansuBroker | EmbeddedBroker, kind: str, messages: int, workdir
         batch={"max_size": 64, "max_wait_ms": 50},
         observability={"http_port": 0, "log_level": "WARNING", "log_format": "console"},
     )
-    print(f"sentistream demo: loading the model and streaming {len(values)} messages from {origin} "
+    print(f"sentistream demo: loading the model and streaming {len(values)} messages from {demo.origin} "
           f"through {kind} (delivery {settings.kafka.delivery})")
     daemon = Daemon(settings)
     runner = threading.Thread(target=daemon.run, name="daemon")
@@ -148,12 +153,13 @@ def _run(broker: TansuBroker | EmbeddedBroker, kind: str, messages: int, workdir
     elapsed = time.monotonic() - t0
     daemon.stop()
     runner.join(60)
-    print_summary(engine, daemon, len(values), elapsed, db_path, topics, broker.bootstrap_servers)
+    print_summary(engine, daemon, len(values), elapsed, db_path, topics, broker.bootstrap_servers, demo.gold)
     engine.dispose()
     return 0 if done == len(values) else 1
 
 
-def print_summary(engine, daemon: Daemon, sent: int, elapsed: float, db_path: Path, topics: dict, bootstrap: str) -> None:
+def print_summary(engine, daemon: Daemon, sent: int, elapsed: float, db_path: Path, topics: dict, bootstrap: str,
+                  gold: dict[str, str]) -> None:
     clf = daemon.worker.classifier
     with engine.connect() as c:
         labels = c.execute(text("select label, count(*) from predictions group by label order by 2 desc")).all()
@@ -167,7 +173,7 @@ def print_summary(engine, daemon: Daemon, sent: int, elapsed: float, db_path: Pa
     print(f"throughput       {sent / elapsed:,.1f} msg/s end to end ({elapsed:.1f} s, produce → committed)")
     print("labels           " + ", ".join(f"{lab}: {n}" for lab, n in labels))
     print("dead letters     " + (", ".join(f"{k}: {n}" for k, n in dead) or "none"))
-    accuracy = _gold_accuracy(engine)
+    accuracy = _gold_accuracy(engine, gold)
     if accuracy is not None:
         print(f"SST-2 dev        accuracy {accuracy:.3f} against the gold labels")
     print("sample rows")
@@ -180,14 +186,10 @@ def print_summary(engine, daemon: Daemon, sent: int, elapsed: float, db_path: Pa
     print(f"  try            sqlite3 {db_path} \"select label, count(*) from predictions group by 1\"")
 
 
-def _gold_accuracy(engine) -> float | None:
+def _gold_accuracy(engine, gold: dict[str, str]) -> float | None:
     with engine.connect() as c:
         pairs = c.execute(text("select message_id, label from predictions where source = 'sst2-dev'")).all()
     if not pairs:
         return None
-    data_dir = Path(os.environ["SENTISTREAM_DATA_DIR"])
-    with (data_dir / "sst2" / "dev.tsv").open(newline="", encoding="utf-8") as f:
-        gold = {f"sst2-dev-{i}": SST2_LABELS[int(r["label"])]
-                for i, r in enumerate(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))}
     hits = Counter(label == gold[mid] for mid, label in pairs)
     return hits[True] / len(pairs)

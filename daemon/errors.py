@@ -36,3 +36,16 @@ class ProducerFenced(DaemonError):
     Its uncommitted batches go back to the consumer group; restart with a unique
     ``kafka.transactional_id`` per replica.
     """
+
+
+class StaleMembership(DaemonError):
+    """The consumer's group generation is out of date: a commit now could move the group's offsets back.
+
+    Raised as the cause of a ``SinkUnavailable("group", ...)``: the checkpoint retries once the
+    consumer has rejoined, or the daemon drops the batch when the rejoin reports its partitions lost.
+    """
+
+
+class UnsupportedKafkaClient(DaemonError):
+    """The installed kafka-python lacks a private attribute the daemon relies on
+    (daemon/kafka_internals.py): the message names the version to install."""

@@ -16,19 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine, make_url
 
 from models.base import Classifier
+from schemas.db import AdapterRow
 from schemas.errors import SentistreamError
 from schemas.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-ACTIVE_SQL = text(
-    "select version, artifact_path, sha256 from adapters "
-    "where name = :name and status = 'active' order by created_at desc limit 1"
-)
 
 
 @dataclass(frozen=True)
@@ -39,8 +35,11 @@ class ActiveAdapter:
 
 
 def active_adapter(engine: Engine, name: str) -> ActiveAdapter | None:
+    T = AdapterRow.__table__
+    query = (select(T.c.version, T.c.artifact_path, T.c.sha256)
+             .where(T.c.name == name, T.c.status == "active").order_by(T.c.created_at.desc()).limit(1))
     with engine.connect() as c:
-        row = c.execute(ACTIVE_SQL, {"name": name}).first()
+        row = c.execute(query).first()
     return ActiveAdapter(str(row.version), Path(row.artifact_path), row.sha256) if row else None
 
 
@@ -78,9 +77,6 @@ class AdapterWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-
-    def check_now(self) -> None:
         self._wake.set()
 
     def _run(self) -> None:

@@ -1,6 +1,17 @@
 """Stage 1 — source: a kafka-python consumer-group member with manual commits.
 
-The consumer is not thread-safe; only the poll loop touches it.
+The consumer is not thread-safe; two threads take turns with it:
+- the poll loop (daemon/app.py) makes every call but the listener's;
+- kafka-python 3 runs the rebalance listener (revoke, assign, loss) on its IO thread, inside a
+  ``poll()`` or the ``close()`` of the poll loop, which waits until the listener returns. The
+  daemon's handlers run there, the revoke's flush of everything read included: they use the consumer
+  and the daemon's state while the poll loop is parked. That thread is the consumer's event loop, so
+  while a handler runs the consumer sends no heartbeat, and a blocking consumer call (``commit()``,
+  ``poll()``) raises: the flush leaves idempotent delivery's offset commit to the listener, which
+  awaits the coordinator's commit coroutine once the flush has returned, and the daemon does not
+  poll while revoking. The flush still writes (the database and the producer have their own
+  connections and IO thread), for at most ``shutdown_timeout_s``.
+The health server's thread also reads ``assignment()``, which returns a copy of the assigned set.
 """
 
 from __future__ import annotations
@@ -9,12 +20,11 @@ import time
 from collections.abc import Callable
 
 import structlog
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError, KafkaTimeoutError
 
+from daemon.kafka_internals import ConsumerInternals
 from daemon.membership import Membership
 from schemas.db import describe_error
 from schemas.settings import KafkaSettings
@@ -27,8 +37,8 @@ HEARTBEAT_INTERVAL_MS = 3_000
 
 
 class _Listener(AsyncConsumerRebalanceListener):
-    """kafka-python 3 runs rebalance listeners on the consumer's IO thread, where the blocking
-    ``commit()`` is refused; the revoke hook therefore awaits the coordinator's commit coroutine."""
+    """Runs on the consumer's IO thread (see the module docstring): the daemon's handlers are plain
+    calls, and the revoke hook awaits the coordinator's commit coroutine after its flush."""
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
@@ -74,6 +84,7 @@ class KafkaSource:
             heartbeat_interval_ms=min(HEARTBEAT_INTERVAL_MS, settings.session_timeout_ms // 3),
             max_poll_interval_ms=settings.max_poll_interval_ms,
         )
+        self._internals = ConsumerInternals(self.consumer)
         self.membership = Membership(self.consumer, settings.session_timeout_ms)
         self.consumer.subscribe(list(settings.input_topics), listener=_Listener(self))
         self.await_metadata(METADATA_WAIT_S)
@@ -81,12 +92,10 @@ class KafkaSource:
     def await_metadata(self, timeout_s: float) -> None:
         """Wait until the client knows the input topics' partitions, before the first poll joins the
         group. kafka-python can otherwise join first; as group leader it then assigns no partitions
-        ("No partition metadata for topic") and needs a second rebalance once the metadata arrives
-        (dpkp/kafka-python#2377). Uses the pinned client's metadata future, like its own
-        ``partitions_for_topic`` but bounded."""
-        c = self.consumer
+        ("No partition metadata for topic") and needs a second rebalance once the metadata arrives.
+        Like the client's own ``partitions_for_topic``, but bounded."""
         deadline = time.monotonic() + timeout_s
-        while missing := [t for t in self.settings.input_topics if c._cluster.partitions_for_topic(t) is None]:
+        while missing := [t for t in self.settings.input_topics if self._internals.known_partitions(t) is None]:
             left_ms = int((deadline - time.monotonic()) * 1000)
             if self.stopping():
                 return
@@ -95,7 +104,7 @@ class KafkaSource:
                 return
             try:
                 # In slices, so that a stop request is seen within a fraction of a second.
-                c._net.run(c._manager.wait_for, c._cluster.request_update(), min(left_ms, 250))
+                self._internals.refresh_metadata(min(left_ms, 250))
             except KafkaTimeoutError:
                 continue
             except KafkaError as e:
@@ -119,11 +128,9 @@ class KafkaSource:
         self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
 
     async def commit_from_listener(self, offsets: dict[TopicPartition, int]) -> None:
-        # kafka-python 3.0 has no public awaitable commit; this is the coroutine its blocking
-        # commit() runs (pinned version, covered by tests/daemon/test_rebalance.py).
+        """``commit`` for the rebalance listener, on the IO thread (tests/daemon/test_rebalance.py)."""
         try:
-            await self.consumer._coordinator._commit_offsets_sync_async(
-                {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+            await self._internals.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
         except KafkaError as e:
             # The next owner re-reads these records; the idempotent writes make that harmless.
             log.warning("revoke_commit_failed", error=str(e)[:200])

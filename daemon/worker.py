@@ -17,7 +17,7 @@ import structlog
 
 from daemon.batch import Batch
 from daemon.metrics import Metrics
-from models.base import Classifier
+from models.base import Classifier, RoutedClassifier
 from models.languages import LanguageSupport, normalize
 from schemas.messages import CLASSIFY_FAILED, DeadLetter, Prediction, utcnow
 from schemas.settings import RetrySettings
@@ -111,7 +111,7 @@ class InferenceWorker:
         support: LanguageSupport | None = getattr(clf, "language_support", None)
         checks = support is not None and support.checks
         langs = self._languages(support, texts, batch) if checks else [i.msg.lang for i in batch.items]
-        routed = getattr(clf, "routed", False)
+        routed = isinstance(clf, RoutedClassifier) and clf.routed
         # Per-message attributes: for classifiers that route between adapters, and the language check.
         attrs = ([{"source": i.msg.source, "lang": lang, "topic": i.topic} for i, lang in zip(batch.items, langs)]
                  if routed or checks else None)

@@ -115,7 +115,7 @@ class SpecClassifier:
 
     @property
     def routed(self) -> bool:
-        """True when routes pick an adapter per message (see :class:`models.base.RoutedClassifier`)."""
+        """True when routes pick an adapter per message: the daemon then passes each message's attributes."""
         return bool(self.spec.adapters)
 
     def route(self, attrs: Sequence[dict] | None, n: int) -> list[str] | None:

@@ -33,5 +33,14 @@ class UnsafeModelError(ModelLoadError):
     """Loading would run code from the model files (pickle weights, trust_remote_code)."""
 
 
+class UnparseableAnswerError(ModelError):
+    """Generated text did not match ``generate.pattern`` or named no known label."""
+
+
+class UnsupportedPeft(ModelLoadError):
+    """The installed peft lacks a private attribute the models rely on (models/peft_internals.py): the
+    message names the version to install."""
+
+
 class MissingBackendError(ModelLoadError):
     """An optional backend (bitsandbytes, CUDA) needed by the spec is not installed or visible."""

@@ -13,12 +13,8 @@ import re
 import torch
 from torch import nn
 
-from models.errors import ModelError
+from models.errors import UnparseableAnswerError
 from models.spec import ModelSpec
-
-
-class UnparseableAnswerError(ModelError):
-    """Generated text did not match ``generate.pattern`` or named no known label."""
 
 
 def padding_side_for(head: str) -> str:
@@ -46,6 +42,12 @@ class VerbalizerHead:
         # The module, not a copy of its k rows: the rows are gathered per call (k x hidden, cheap).
         self.lm_head = lm.get_output_embeddings()
         self.softcap = getattr(lm.config, "final_logit_softcapping", None)
+        self.routing = None
+        if lm is not model:
+            # peft's private per-row adapter routing; the import checks the installed peft, at load.
+            from models.peft_internals import adapter_routing
+
+            self.routing = adapter_routing
 
     def label_logits(self, hidden_last: torch.Tensor) -> torch.Tensor:
         ids = self.token_ids.to(hidden_last.device)
@@ -64,8 +66,8 @@ class VerbalizerHead:
         if adapter_names is None:
             out = self.backbone(**batch, position_ids=positions, use_cache=False)
         else:
-            # peft's per-row adapter routing (mixed-adapter batches), around the backbone alone.
-            with model._enable_peft_forward_hooks(adapter_names=adapter_names):
+            # Mixed-adapter batches: each row through its own adapter, around the backbone alone.
+            with self.routing(model, adapter_names):
                 out = self.backbone(**batch, position_ids=positions, use_cache=False)
         return self.label_logits(out.last_hidden_state[:, -1])
 

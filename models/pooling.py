@@ -1,9 +1,10 @@
 """Masked mean pooling in place of a BERT-style [CLS] pooler.
 
 sentence-transformers bases (all-MiniLM-L6-v2 among them) were trained to mean-pool their token
-states; their [CLS] state never was. A classifier on the mean of the tokens generalises better on
-such a base (SST-2, benchmarks/RESULTS.md). The pooler's own dense layer and activation are kept,
-so the parameter names, and the adapters that save them, stay the same.
+states; their [CLS] state never was, so a classifier reads the state the base was trained to give.
+On SST-2 the difference was within the seed spread (benchmarks/HISTORY.md, Training, runs P-cls and
+P-mean); the shipped adapter was trained with mean pooling. The pooler's own dense
+layer and activation are kept, so the parameter names, and the adapters that save them, stay the same.
 
 The trainer records the pooling an adapter was trained with in its ``sentistream_training.json``;
 loading the adapter applies it. No record means [CLS], as transformers builds the model.

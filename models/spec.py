@@ -168,7 +168,7 @@ class RuntimeSpec(_Frozen):
     @field_validator("compile", mode="before")
     @classmethod
     def _compile_bool(cls, v: Any) -> Any:
-        # Spec files written when this was a switch: true / false.
+        # A YAML boolean also works: true is `default`, false is `none`.
         return {True: "default", False: "none"}.get(v, v) if isinstance(v, bool) else v
 
 

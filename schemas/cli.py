@@ -52,6 +52,12 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_group(sub: argparse._SubParsersAction, name: str, help: str, description: str) -> argparse._SubParsersAction:
+    """A command with subcommands of its own (``sentistream NAME COMMAND``); returns where they go."""
+    group = sub.add_parser(name, help=help, description=description)
+    return group.add_subparsers(dest=f"{name}_command", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sentistream",
@@ -60,12 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "named by SENTISTREAM_CONFIG_FILE; logs go to stderr (observability.log_format).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    db = sub.add_parser("db", help="database schema",
-                        description="Manage the database schema at database.url.")
-    dbsub = db.add_subparsers(dest="db_command", required=True)
-    up = dbsub.add_parser("upgrade", help="apply Alembic migrations",
-                          description="Create or migrate the tables at database.url (SENTISTREAM_DATABASE__URL) "
-                          "to REVISION, and seed the rows a fresh database needs.")
+    db = add_group(sub, "db", help="database schema", description="Manage the database schema at database.url.")
+    up = db.add_parser("upgrade", help="apply Alembic migrations",
+                       description="Create or migrate the tables at database.url (SENTISTREAM_DATABASE__URL) "
+                       "to REVISION, and seed the rows a fresh database needs.")
     up.add_argument("revision", nargs="?", default="head", help="Alembic revision (default: head)")
     up.set_defaults(func=_db_upgrade)
     for ep in sorted(entry_points(group="sentistream.commands"), key=lambda e: e.name):

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
-from schemas.errors import DatabaseUnavailable, SchemaNotCurrent
+from schemas.errors import ConfigError, DatabaseUnavailable, SchemaNotCurrent
 from schemas.settings import DatabaseSettings
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -125,7 +125,7 @@ def dialect_insert(dialect: str):
     """The dialect's ``insert``, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
     insert = _INSERTS.get(dialect)
     if insert is None:
-        raise ValueError(f"database.url: dialect {dialect!r} is not supported")
+        raise ConfigError(f"database.url: dialect {dialect!r} is not supported")
     return insert
 
 

@@ -16,6 +16,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -75,19 +79,19 @@ class KafkaSettings(_Section):
         description="Broker API version; unset = probe. librdkafka's mock cluster (`demo --broker mock`) needs `2.3`.",
     )
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(default=500, gt=0)
-    poll_timeout_ms: int = Field(default=100, gt=0)
-    fetch_max_wait_ms: int = Field(
-        default=500, gt=0,
+    max_poll_records: PositiveInt = 500
+    poll_timeout_ms: PositiveInt = 100
+    fetch_max_wait_ms: PositiveInt = Field(
+        default=500,
         description="Longest the broker may hold a fetch that finds no new records (Kafka's default). A real "
         "broker answers as soon as records arrive; librdkafka's mock cluster holds every fetch this long, so "
         "`demo --broker mock` and the benchmarks set 100.",
     )
-    session_timeout_ms: int = Field(default=30_000, gt=0)
-    max_poll_interval_ms: int = Field(default=300_000, gt=0)
-    request_timeout_ms: int = Field(default=30_000, gt=0)
-    metadata_max_age_ms: int = Field(
-        default=30_000, gt=0,
+    session_timeout_ms: PositiveInt = 30_000
+    max_poll_interval_ms: PositiveInt = 300_000
+    request_timeout_ms: PositiveInt = 30_000
+    metadata_max_age_ms: PositiveInt = Field(
+        default=30_000,
         description="Metadata refresh interval: how soon a client notices a topic missing from its first metadata.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -152,8 +156,8 @@ class DatabaseSettings(_Section):
         default=SecretStr("postgresql+psycopg://sentistream@localhost:5432/sentistream"),
         description="SQLAlchemy URL (secret: never logged). Postgres via psycopg 3; `sqlite:///file.db` for demos.",
     )
-    pool_size: int = Field(default=5, gt=0)
-    connect_timeout_s: int = Field(default=10, gt=0)
+    pool_size: PositiveInt = 5
+    connect_timeout_s: PositiveInt = 10
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
     sslrootcert: Path | None = None
 
@@ -183,11 +187,11 @@ class DatabaseSettings(_Section):
 
 class BatchSettings(_Section):
     max_size: int = Field(default=64, gt=0, le=4096, description="Messages per inference batch, at most.")
-    max_wait_ms: int = Field(default=50, ge=0, description="A batch closes this long after its first message if the inference worker is idle; "
+    max_wait_ms: NonNegativeInt = Field(default=50, description="A batch closes this long after its first message if the inference worker is idle; "
                              "while it is busy the batch keeps filling up to max_size.")
-    queue_size: int = Field(default=4, gt=0, description="Batches waiting for the inference worker; when full, "
+    queue_size: PositiveInt = Field(default=4, description="Batches waiting for the inference worker; when full, "
                             "the poll loop waits (backpressure).")
-    max_text_chars: int = Field(default=10_000, gt=0, description="Longer texts are dead-lettered (oversized_text).")
+    max_text_chars: PositiveInt = Field(default=10_000, description="Longer texts are dead-lettered (oversized_text).")
 
 
 class ModelSettings(_Section):
@@ -215,7 +219,7 @@ class ModelSettings(_Section):
         default=False,
         description="Serve the registry's active adapter (training.adapter_name) and hot-swap on promotion.",
     )
-    registry_poll_s: float = Field(default=30.0, gt=0, description="Registry polling interval; "
+    registry_poll_s: PositiveFloat = Field(default=30.0, description="Registry polling interval; "
                                    "Postgres LISTEN/NOTIFY wakes the daemon sooner.")
     spec_file: Path | None = Field(default=None, description="A model spec YAML file (models/README.md), instead "
                                    "of a preset.")
@@ -235,8 +239,8 @@ class ModelSettings(_Section):
         default=False, description="Build the next forward pass's inputs in a background thread while the current "
         "one runs. Set explicitly, it overrides a spec's runtime.overlap_host_work.",
     )
-    token_budget: int | None = Field(
-        default=None, gt=0, description="Padded tokens per forward pass (batch size x padded length). Unset: the "
+    token_budget: PositiveInt | None = Field(
+        default=None, description="Padded tokens per forward pass (batch size x padded length). Unset: the "
         "spec's runtime.token_budget, else 256 on a CPU (measured best on 2 cores) and 8192 on CUDA (3.6x the "
         "throughput of 256 on an H100).",
     )
@@ -269,9 +273,9 @@ class ModelSettings(_Section):
 
 
 class RetrySettings(_Section):
-    initial_backoff_ms: int = Field(default=200, gt=0)
-    max_backoff_ms: int = Field(default=30_000, gt=0)
-    classify_attempts: int = Field(default=3, gt=0)
+    initial_backoff_ms: PositiveInt = 200
+    max_backoff_ms: PositiveInt = 30_000
+    classify_attempts: PositiveInt = 3
 
 
 class ObservabilitySettings(_Section):
@@ -298,14 +302,14 @@ class TrainingSettings(_Section):
         "tokens; auto: the base's own sentence-transformers pooling (mean for MiniLM), else cls. Recorded in "
         "the adapter; the daemon serves it so",
     )
-    frozen_layers: int = Field(
-        default=0, ge=0,
+    frozen_layers: NonNegativeInt = Field(
+        default=0,
         description="The embeddings and the bottom N transformer layers get no adapter; their outputs are "
         "computed once per example and reused every epoch, so each epoch costs only the layers above "
         "(lora, qlora, head). 0: adapt every layer",
     )
-    lora_r: int = Field(default=16, gt=0)
-    lora_alpha: int = Field(default=32, gt=0)
+    lora_r: PositiveInt = 16
+    lora_alpha: PositiveInt = 32
     lora_dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: tuple[str, ...] | Literal["all-linear"] = "all-linear"
     # Trained in full and saved with the adapter, so the classification head survives a reload.
@@ -317,19 +321,19 @@ class TrainingSettings(_Section):
     sparta_target_modules: tuple[str, ...] = Field(
         default=("value", "attention.output.dense", "v_proj", "o_proj"), min_length=1,
         description="sparta: modules (name or dotted suffix) whose weights get sparse trainable entries")
-    learning_rate: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
+    learning_rate: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.01
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
-    batch_size: int = Field(default=32, gt=0)
-    grad_accum: int = Field(default=1, gt=0)
-    epochs: float = Field(default=3.0, gt=0)
+    batch_size: PositiveInt = 32
+    grad_accum: PositiveInt = 1
+    epochs: PositiveFloat = 3.0
     # "auto": inverse class frequency (sklearn "balanced"); "none": plain CE; else one weight per label.
     class_weights: Literal["auto", "none"] | tuple[float, ...] = "auto"
-    eval_every_steps: int = Field(default=0, ge=0, description="0: evaluate once per epoch")
-    early_stopping_patience: int = Field(default=2, ge=0)
+    eval_every_steps: NonNegativeInt = Field(default=0, description="0: evaluate once per epoch")
+    early_stopping_patience: NonNegativeInt = 2
     # best: keep the state with the best validation metric; last: keep the final (annealed) state.
     keep: Literal["best", "last"] = "best"
-    max_train_seconds: float | None = Field(default=None, gt=0)
+    max_train_seconds: PositiveFloat | None = None
     ema_decay: float = Field(
         default=0.0, ge=0, lt=1,
         description="Evaluate and save an exponential moving average of the trainable weights with this "
@@ -340,11 +344,11 @@ class TrainingSettings(_Section):
     warm_start: bool = False
     # 0: train on every label. Else the newest window_labels labels plus replay_labels older ones
     # sampled at random, so a refit costs the same however many labels have piled up.
-    window_labels: int = Field(default=0, ge=0)
-    replay_labels: int = Field(default=0, ge=0)
+    window_labels: NonNegativeInt = 0
+    replay_labels: NonNegativeInt = 0
     # bf16 autocast: ~2x faster matmuls on CPUs with AVX512-BF16/AMX; the adapter is saved in fp32.
     precision: Literal["fp32", "bf16"] = "fp32"
-    threads: int | None = Field(default=None, gt=0, description="torch CPU threads; None: torch's default")
+    threads: PositiveInt | None = Field(default=None, description="torch CPU threads; None: torch's default")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where the trainer and the gate's evaluations run; auto: CUDA when one is visible",
     )
@@ -354,8 +358,10 @@ class TrainingSettings(_Section):
         default=(), description="Trusted labelers: when set, the gold set holds only their labels; other labels "
         "on gold-slice messages are ignored. Empty: every label in the gold slice is gold.",
     )
-    primary_metric: str = "macro_f1"
-    promote_margin: float = Field(default=0.0, ge=0)
+    primary_metric: Literal["macro_f1", "accuracy", "balanced_accuracy", "weighted_f1", "mcc"] = Field(
+        default="macro_f1", description="What the trainer keeps its best weights by and the gate compares",
+    )
+    promote_margin: NonNegativeFloat = 0.0
     recall_tolerance: float = Field(default=0.02, ge=0, le=1)
     label_noise_tolerance: float = Field(
         default=0.15, ge=0, le=1,
@@ -363,8 +369,8 @@ class TrainingSettings(_Section):
         "gold-set error rate plus this much (a sign of noisy labels); 1 disables the check.",
     )
     # Trainer loop.
-    interval_s: float = Field(default=300.0, gt=0)
-    min_new_labels: int = Field(default=200, gt=0)
+    interval_s: PositiveFloat = 300.0
+    min_new_labels: PositiveInt = 200
     labels_topic: str = "sentistream.labels"
     notify_channel: str = Field(default="sentistream_adapters", pattern=r"^[a-z_][a-z0-9_]*$")
 
@@ -392,8 +398,13 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     training: TrainingSettings = TrainingSettings()
-    shutdown_timeout_s: float = Field(default=30.0, gt=0, description="SIGTERM: time to finish in-flight batches.")
+    shutdown_timeout_s: PositiveFloat = Field(default=30.0, description="SIGTERM: time to finish in-flight batches.")
     data_dir: Path | None = Field(default=None, description="Datasets, e.g. ../shared/data")
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _empty_data_dir_is_unset(cls, v: object) -> object:
+        return None if v == "" else v  # `SENTISTREAM_DATA_DIR=` means none, not the current folder
 
     @classmethod
     def settings_customise_sources(

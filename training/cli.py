@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.service import run_once
 
     out = run_once(settings, cfg, force=args.force)
-    print(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out.to_json(), indent=2, default=str))
     return 0
 
 

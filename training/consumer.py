@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from schemas.messages import LABEL_REJECTED, utcnow
 from schemas.settings import KafkaSettings
+from training.errors import LabelError
 from training.labels import ImportResult, write_labels
 from training.readers import Example, Rejected, normalize_label
 
@@ -37,7 +38,7 @@ def parse_record(value: bytes | None, position: int, labels: Sequence[str]) -> E
         return Rejected(position, "empty text", raw)
     try:
         label = normalize_label(rec.get("label"), labels)
-    except ValueError as e:
+    except LabelError as e:
         return Rejected(position, str(e), raw)
     by = rec.get("labeled_by")
     return Example(mid, text.strip() if text else None, label, str(by) if by else None, position)

@@ -28,10 +28,6 @@ class ImportResult:
     written: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {"written": self.written, "rejected": len(self.rejected),
-                "reasons": [{"line": r.line, "reason": r.reason} for r in self.rejected]}
-
 
 def _upsert(c: Connection, rows: list[dict]) -> None:
     stmt = dialect_insert(c.dialect.name)(L).values(rows)
@@ -86,11 +82,6 @@ def import_file(engine: Engine, path: Path, labels: Sequence[str], *, labeled_by
     res = write_labels(engine, list(read_labeled(path, labels)), labeled_by=labeled_by, origin="import")
     log.info("labels.imported", file=str(path), written=res.written, rejected=len(res.rejected))
     return res
-
-
-def max_label_id(engine: Engine) -> int:
-    with engine.connect() as c:
-        return int(c.execute(select(func.coalesce(func.max(L.c.id), 0))).scalar())
 
 
 def count_since(engine: Engine, watermark: int) -> int:

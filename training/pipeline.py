@@ -12,7 +12,8 @@ from training.errors import DatasetError
 from training.readers import read_labeled, split
 from training.report import write_report
 from training.splits import bucket, dedupe
-from training.trainer import evaluate_examples, fit
+from training.batches import evaluate_examples
+from training.trainer import fit
 
 log = structlog.get_logger("training.pipeline")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.errors import DatasetError
+from training.errors import DatasetError, LabelError
 
 TEXT_COLUMNS = ("text", "sentence", "document", "tweet", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment")
@@ -42,10 +42,10 @@ def text_id(text: str) -> str:
 
 
 def normalize_label(raw: object, labels: Sequence[str]) -> str:
-    """A label name (case-insensitive) or a class index; raises ValueError with what is allowed."""
+    """A label name (case-insensitive) or a class index; raises LabelError with what is allowed."""
     s = str(raw).strip()
     if s == "" or raw is None:
-        raise ValueError("empty label")
+        raise LabelError("empty label")
     by_name = {n.lower(): n for n in labels}
     if s.lower() in by_name:
         return by_name[s.lower()]
@@ -53,7 +53,7 @@ def normalize_label(raw: object, labels: Sequence[str]) -> str:
         i = int(s)
         if 0 <= i < len(labels):
             return labels[i]
-    raise ValueError(f"unknown label {s!r}; expected one of {list(labels)} or 0..{len(labels) - 1}")
+    raise LabelError(f"unknown label {s!r}; expected one of {list(labels)} or 0..{len(labels) - 1}")
 
 
 def _pick(columns: Sequence[str], names: Sequence[str]) -> str | None:
@@ -79,7 +79,7 @@ def _row(
         return Rejected(line, "no text and no message id", raw)
     try:
         label = normalize_label(rec.get(label_col), labels)
-    except ValueError as e:
+    except LabelError as e:
         return Rejected(line, str(e), raw)
     by = rec.get("labeled_by")
     return Example(mid or text_id(text), text or None, label, str(by) if by else None, line)

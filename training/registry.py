@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from schemas.db import AdapterRow
 from training.errors import RegistryError
+from training.gate import Decision
 
 log = structlog.get_logger("training.registry")
 T = AdapterRow.__table__
@@ -117,6 +118,14 @@ def reject(engine: Engine, version: str, reasons: list[str]) -> None:
     with engine.begin() as c:
         _set(c, version, "rejected", reasons)
     log.info("registry.rejected", version=version, reasons=reasons)
+
+
+def settle(engine: Engine, version: str, decision: Decision, *, channel: str) -> None:
+    """Promote or reject a candidate as the gate decided, with its reasons."""
+    if decision.promote:
+        promote(engine, version, channel=channel, reasons=decision.reasons)
+    else:
+        reject(engine, version, decision.reasons)
 
 
 def rollback(engine: Engine, name: str, *, channel: str) -> dict:

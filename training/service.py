@@ -6,7 +6,6 @@ active adapter on the same gold set → register → gate → promote (NOTIFY) o
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
@@ -21,15 +20,80 @@ from schemas.db import make_engine
 from schemas.settings import Settings, TrainingSettings
 from training import labels as label_store
 from training import registry
+from training.batches import evaluate_examples
+from training.dataset import Dataset, read_dataset
 from training.errors import TrainingError
-from training.gate import decide
+from training.gate import Decision, decide
 from training.metrics import compute_metrics
+from training.outcome import NoGoldSet, Outcome, Refit, Scores, TooFewLabels
 from training.pipeline import base_model_dir
 from training.report import write_report
-from training.splits import three_way
-from training.trainer import evaluate_examples, fit
+from training.trainer import FitResult, fit
 
 log = structlog.get_logger("training.service")
+
+
+def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
+             engine: Engine | None = None, progress: bool = True) -> Outcome:
+    """A refit once ``training.min_new_labels`` new labels arrived (or with ``force``), else a skip."""
+    engine = engine or make_engine(settings.database.url.get_secret_value())
+    ensure_shipped_adapter(engine, cfg)
+    last = registry.latest(engine, cfg.adapter_name)
+    since = last["label_watermark"] if last else 0
+    new = label_store.count_since(engine, since)
+    if new < cfg.min_new_labels and not force:
+        log.info("trainer.skip", new_labels=new, min_new_labels=cfg.min_new_labels)
+        return TooFewLabels(new, cfg.min_new_labels)
+    data = read_dataset(engine, cfg, since)
+    if not data.gold:
+        why = (f"no labels by {list(cfg.gold_labelers)} in the gold slice" if cfg.gold_labelers
+               else "gold set is empty; import more labels")
+        return NoGoldSet(why, data.labels)
+    return refit(engine, cfg, data, new, progress)
+
+
+def refit(engine: Engine, cfg: TrainingSettings, data: Dataset, new_labels: int, progress: bool) -> Refit:
+    """Fit a candidate, measure it against the active adapter, register it, promote or reject it."""
+    name = cfg.adapter_name
+    act = registry.active(engine, name)
+    warm = Path(act["artifact_path"]) if act and cfg.warm_start else None
+    version = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+    out = cfg.adapters_dir / name / version
+    base = base_model_dir(cfg)
+    log.info("trainer.refit", version=version, new_labels=new_labels, train=len(data.train), val=len(data.val),
+             gold=len(data.gold), gold_slice_ignored=data.gold_slice_ignored)
+    fitted = fit(cfg, base, data.train, data.val, out, warm_start=warm, progress=progress)
+    scores = measure(engine, cfg, fitted, data, act, version)
+    result = Refit(version=version, metric=cfg.primary_metric, scores=scores, decision=gate(cfg, scores),
+                   counts=data.counts(), watermark=data.watermark)
+    registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
+                      artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=result.registry_metrics(fitted),
+                      parent_version=act["version"] if act else None, label_watermark=data.watermark)
+    registry.settle(engine, version, result.decision, channel=cfg.notify_channel)
+    write_report(cfg.reports_dir / version, f"{version} on the gold set", scores.candidate, fitted.history,
+                 extra={"decision": result.action, "reasons": "; ".join(result.decision.reasons),
+                        "active": act["version"] if act else None})
+    return result
+
+
+def measure(engine: Engine, cfg: TrainingSettings, fitted: FitResult, data: Dataset, act: dict | None,
+            version: str) -> Scores:
+    """The candidate and the active adapter on the gold set, and the active adapter on the new labels
+    (noisy labels?) unless that check is off. An active adapter without gold metrics keeps these."""
+    candidate = evaluate_examples(fitted.model, fitted.tokenizer, data.gold, cfg.labels, cfg.max_length)
+    if not act:
+        return Scores(candidate)
+    check_labels = bool(data.new_train) and cfg.label_noise_tolerance < 1
+    active, *on_new = evaluate_adapter(cfg, Path(act["artifact_path"]), data.gold,
+                                       *([data.new_train] if check_labels else []), sha256=act["sha256"])
+    registry.record_gold(engine, act["version"], active, scored_by=version)
+    return Scores(candidate, active, 1.0 - on_new[0]["accuracy"] if on_new else None)
+
+
+def gate(cfg: TrainingSettings, scores: Scores) -> Decision:
+    return decide(scores.candidate, scores.active, metric=cfg.primary_metric, margin=cfg.promote_margin,
+                  recall_tolerance=cfg.recall_tolerance, new_label_error=scores.new_label_error,
+                  label_noise_tolerance=cfg.label_noise_tolerance)
 
 
 def adapter_sha256(path: Path) -> str:
@@ -59,80 +123,6 @@ def evaluate_adapter(cfg: TrainingSettings, adapter_dir: Path, *example_sets,
             for examples in example_sets]
 
 
-def window(train: list, cfg: TrainingSettings) -> list:
-    """The newest ``window_labels`` examples plus a seeded random replay of older ones."""
-    if not cfg.window_labels or len(train) <= cfg.window_labels:
-        return train
-    recent, older = train[-cfg.window_labels:], train[:-cfg.window_labels]
-    rng = random.Random(cfg.seed)
-    return rng.sample(older, min(cfg.replay_labels, len(older))) + recent
-
-
-def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
-             engine: Engine | None = None, progress: bool = True) -> dict:
-    engine = engine or make_engine(settings.database.url.get_secret_value())
-    name = cfg.adapter_name
-    ensure_shipped_adapter(engine, cfg)
-    last = registry.latest(engine, name)
-    watermark = last["label_watermark"] if last else 0
-    new = label_store.count_since(engine, watermark)
-    if new < cfg.min_new_labels and not force:
-        log.info("trainer.skip", new_labels=new, min_new_labels=cfg.min_new_labels)
-        return {"action": "skipped", "new_labels": new, "min_new_labels": cfg.min_new_labels}
-    examples, wm = label_store.load_examples(engine, cfg.labels)
-    train, val, gold = three_way(examples, cfg.gold_fraction, cfg.val_fraction, cfg.gold_labelers)
-    fresh = label_store.ids_since(engine, watermark)
-    # Messages in the gold slice labelled only by untrusted labelers (0 without gold_labelers).
-    ignored = len({e.message_id for e in examples}) - len(train) - len(val) - len(gold)
-    # The newest labels the refit learns from, checked against the active adapter (noisy labels?).
-    new_train = [e for e in train if e.message_id in fresh]
-    train = window(train, cfg)
-    if not gold:
-        why = (f"no labels by {list(cfg.gold_labelers)} in the gold slice" if cfg.gold_labelers
-               else "gold set is empty; import more labels")
-        return {"action": "skipped", "why": why, "labels": len(examples)}
-    act = registry.active(engine, name)
-    warm = Path(act["artifact_path"]) if act and cfg.warm_start else None
-    version = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-    out = cfg.adapters_dir / name / version
-    base = base_model_dir(cfg)
-    log.info("trainer.refit", version=version, new_labels=new, train=len(train), val=len(val), gold=len(gold),
-             gold_slice_ignored=ignored)
-    res = fit(cfg, base, train, val, out, warm_start=warm, progress=progress)
-    cand_gold = evaluate_examples(res.model, res.tokenizer, gold, cfg.labels, cfg.max_length)
-    act_gold = new_label_error = None
-    if act:
-        check_labels = bool(new_train) and cfg.label_noise_tolerance < 1
-        act_gold, *act_new = evaluate_adapter(cfg, Path(act["artifact_path"]), gold,
-                                              *([new_train] if check_labels else []), sha256=act["sha256"])
-        new_label_error = 1.0 - act_new[0]["accuracy"] if act_new else None
-        registry.record_gold(engine, act["version"], act_gold, scored_by=version)
-    decision = decide(cand_gold, act_gold, metric=cfg.primary_metric, margin=cfg.promote_margin,
-                      recall_tolerance=cfg.recall_tolerance, new_label_error=new_label_error,
-                      label_noise_tolerance=cfg.label_noise_tolerance)
-    metrics = {"gold": cand_gold, "val": res.best, "active_gold": act_gold, "history": res.history,
-               "counts": {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": ignored,
-                          "new_labels_checked": len(new_train)},
-               "new_label_error": new_label_error,
-               "fit_seconds": res.seconds}
-    registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
-                      artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=metrics,
-                      parent_version=act["version"] if act else None, label_watermark=wm)
-    if decision.promote:
-        registry.promote(engine, version, channel=cfg.notify_channel, reasons=decision.reasons)
-    else:
-        registry.reject(engine, version, decision.reasons)
-    write_report(cfg.reports_dir / version, f"{version} on the gold set", cand_gold, res.history,
-                 extra={"decision": "promoted" if decision.promote else "rejected",
-                        "reasons": "; ".join(decision.reasons),
-                        "active": act["version"] if act else None})
-    pm = cfg.primary_metric
-    return {"action": "promoted" if decision.promote else "rejected", "version": version,
-            "reasons": decision.reasons, f"gold_{pm}": cand_gold[pm],
-            f"active_gold_{pm}": act_gold[pm] if act_gold else None, "gold": len(gold), "train": len(train),
-            "val": len(val), "gold_slice_ignored": ignored, "new_label_error": new_label_error, "watermark": wm}
-
-
 def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,
           stop: threading.Event | None = None) -> int:
     """Consume the labels topic and refit on an interval until SIGTERM/SIGINT (or ``stop`` is set)."""
@@ -157,8 +147,9 @@ def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,
             if stop.is_set():
                 break
             try:
-                log.info("trainer.cycle", **{k: v for k, v in run_once(settings, cfg, engine=engine,
-                                                                        progress=False).items() if k != "reasons"})
+                summary = run_once(settings, cfg, engine=engine, progress=False).to_json()
+                summary.pop("reasons", None)
+                log.info("trainer.cycle", **summary)
             except Exception:
                 log.exception("trainer.cycle_failed")  # the next cycle retries; the service stays up
     finally:

@@ -1,8 +1,7 @@
 """Fit an adapter by the configured method (training/methods) on labeled examples.
 
-Class-weighted cross-entropy, gradient accumulation, linear warm-up/decay, early stopping on the
-validation primary metric, an optional wall-clock budget, fixed seeds. Length-bucketed batches:
-short texts dominate sentiment data and padding to the batch maximum wastes most CPU time.
+Class-weighted cross-entropy, early stopping on the validation primary metric (training/loop),
+fixed seeds; the bottom ``frozen_layers`` run once per example (training/frozen_layers).
 """
 
 from __future__ import annotations
@@ -12,49 +11,99 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import structlog
 import torch
-from tqdm.auto import tqdm
 
 from models.loading import is_sparta_dir
 from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_pooling, pooling_of
-from schemas.logs import progress_bars
 from schemas.settings import TrainingSettings
 from training import methods
 from training.averaging import WeightAverage
+from training.batches import Encoded, encode, on_device
 from training.errors import TrainingError
+from training.frozen_layers import FrozenLayersCache
+from training.loop import LoopState, Run, train_loop
 from training.methods.common import train_device
-from training.metrics import compute_metrics
-from training.prefix_cache import PrefixCache
 from training.readers import Example
 
 log = structlog.get_logger("training.trainer")
 
 
-@dataclass
-class Encoded:
-    input_ids: list[list[int]]
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-@dataclass
+@dataclass(frozen=True)
 class FitResult:
     adapter_dir: Path
-    best: dict
+    best: dict  # validation metrics of the weights kept
     history: list[dict] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
     stopped: str = "epochs"
-    model: object = None  # the fitted PEFT model (best state), for evaluating without a reload
+    model: object = None  # the fitted model (the weights kept), for evaluating without a reload
     tokenizer: object = None
+
+
+def fit(
+    cfg: TrainingSettings,
+    base_dir: Path,
+    train: Sequence[Example],
+    val: Sequence[Example],
+    out_dir: Path,
+    *,
+    warm_start: Path | None = None,
+    progress: bool = True,
+    on_eval: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train, keep the best validation state, save it in the method's adapter format in ``out_dir``."""
+    check_inputs(cfg, train, val, warm_start)
+    run = set_up(cfg, base_dir, train, val, warm_start, on_eval)
+    log.info("fit.start", train=len(run.train), val=len(run.val), steps=run.total_steps, method=cfg.method,
+             trainable=sum(p.numel() for p in run.params))
+    state = train_loop(run, progress)
+    best = keep_chosen_weights(run, state)
+    save_adapter(run.model, cfg, Path(out_dir), base_dir, best=best, stopped=state.stopped)
+    seconds = time.monotonic() - run.t0
+    log.info("fit.done", steps=state.step, seconds=round(seconds, 1), stopped=state.stopped,
+             **{f"best_val_{cfg.primary_metric}": round(state.best_score, 4)})
+    return FitResult(adapter_dir=Path(out_dir), best=best, history=state.history, steps=state.step,
+                     seconds=seconds, stopped=state.stopped, model=run.model.eval(), tokenizer=run.tokenizer)
+
+
+def check_inputs(cfg: TrainingSettings, train: Sequence[Example], val: Sequence[Example],
+                 warm_start: Path | None) -> None:
+    if not train or not val:
+        raise TrainingError(f"need training and validation examples, got {len(train)} and {len(val)}")
+    if warm_start is not None and (cfg.method in methods.NO_WARM_START or is_sparta_dir(warm_start)):
+        raise TrainingError(f"training.warm_start: cannot continue from {warm_start} with method {cfg.method!r} "
+                            "(SpaRTA-format adapters hold deltas against the base); set warm_start to false")
+
+
+def set_up(cfg: TrainingSettings, base_dir: Path, train: Sequence[Example], val: Sequence[Example],
+           warm_start: Path | None, on_eval: Callable[[dict], None] | None) -> Run:
+    """Seeds, the tokenized examples, the model and its optimizer, the loss, the frozen layers' cache."""
+    from transformers import AutoTokenizer
+
+    t0 = time.monotonic()
+    set_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tok = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+    tr, va = encode(tok, train, cfg.labels, cfg.max_length), encode(tok, val, cfg.labels, cfg.max_length)
+    model = build_model(cfg, base_dir, cfg.labels, warm_start)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(cfg, params)
+    dev = params[0].device
+    weights = class_weights(cfg, tr.labels, len(cfg.labels))
+    pad = tok.pad_token_id or 0
+    return Run(cfg=cfg, model=model, tokenizer=tok, params=params, optimizer=opt,
+               loss_fn=torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev)),
+               train=tr, val=va, pad=pad, device=dev, rng=np.random.default_rng(cfg.seed), t0=t0,
+               total_steps=total_steps(cfg, len(tr)),
+               cache=fill_frozen_layers_cache(model, cfg, tr, pad, dev) if cfg.frozen_layers else None,
+               average=WeightAverage(params, cfg.ema_decay) if cfg.ema_decay else None, on_eval=on_eval)
 
 
 def set_seed(seed: int) -> None:
@@ -63,74 +112,9 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def encode(tokenizer, examples: Sequence[Example], labels: Sequence[str], max_length: int) -> Encoded:
-    index = {n: i for i, n in enumerate(labels)}
-    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
-    return Encoded(ids, np.array([index[e.label] for e in examples], dtype=np.int64))
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort within windows of 50 batches by length, then shuffle the batches."""
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches = []
-    for s in range(0, len(order), window):
-        chunk = order[s : s + window]
-        chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(enc: Encoded, idx: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
-    seqs = [enc.input_ids[i] for i in idx]
-    width = max(len(s) for s in seqs)
-    width = -(-width // 8) * 8
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for r, s in enumerate(seqs):
-        ids[r, : len(s)] = torch.tensor(s)
-        mask[r, : len(s)] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-@torch.inference_mode()
-def predict(model, enc: Encoded, pad_id: int, batch_size: int = 128) -> np.ndarray:
-    """Class probabilities in input order."""
-    was_training = model.training
-    model.eval()
-    order = np.argsort([len(s) for s in enc.input_ids], kind="stable")
-    out = np.zeros((len(enc), model.config.num_labels), dtype=np.float32)
-    dev = next(model.parameters()).device
-    for s in range(0, len(order), batch_size):
-        idx = order[s : s + batch_size]
-        batch = {k: v.to(dev) for k, v in collate(enc, idx, pad_id).items()}
-        out[idx] = torch.softmax(model(**batch).logits.float(), -1).cpu().numpy()
-    model.train(was_training)
-    return out
-
-
-def evaluate_examples(model, tokenizer, examples: Sequence[Example], labels: Sequence[str], max_length: int) -> dict:
-    enc = encode(tokenizer, examples, labels, max_length)
-    probs = predict(model, enc, tokenizer.pad_token_id or 0)
-    return compute_metrics(enc.labels, probs.argmax(1), labels)
-
-
-def progress_of(step: int, total_steps: int, t0: float, cfg: TrainingSettings) -> float:
-    """Fraction of training done: by steps, or by the wall-clock budget when that comes first, so
-    a budget-limited run still decays its learning rate to zero instead of stopping at the peak."""
-    p = step / total_steps
-    if cfg.max_train_seconds:
-        p = max(p, (time.monotonic() - t0) / cfg.max_train_seconds)
-    return min(p, 1.0)
-
-
-def lr_factor(cfg: TrainingSettings, progress: float) -> float:
-    """Linear warm-up, then linear decay to zero."""
-    w = cfg.warmup_ratio
-    if w and progress < w:
-        return progress / w
-    return max(0.0, (1.0 - progress) / (1.0 - w))
+def total_steps(cfg: TrainingSettings, examples: int) -> int:
+    per_epoch = math.ceil(examples / cfg.batch_size)
+    return max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
 
 
 def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor | None:
@@ -170,150 +154,34 @@ def make_optimizer(cfg: TrainingSettings, params: list) -> torch.optim.Optimizer
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
-def fit(
-    cfg: TrainingSettings,
-    base_dir: Path,
-    train: Sequence[Example],
-    val: Sequence[Example],
-    out_dir: Path,
-    *,
-    warm_start: Path | None = None,
-    progress: bool = True,
-    on_eval: Callable[[dict], None] | None = None,
-) -> FitResult:
-    """Train, keep the best validation state, save it in the method's adapter format in ``out_dir``."""
-    from transformers import AutoTokenizer
-
-    if not train or not val:
-        raise TrainingError(f"need training and validation examples, got {len(train)} and {len(val)}")
-    if warm_start is not None and (cfg.method in methods.NO_WARM_START or is_sparta_dir(warm_start)):
-        raise TrainingError(f"training.warm_start: cannot continue from {warm_start} with method {cfg.method!r} "
-                            "(SpaRTA-format adapters hold deltas against the base); set warm_start to false")
+def fill_frozen_layers_cache(model, cfg: TrainingSettings, enc: Encoded, pad: int,
+                             dev: torch.device) -> FrozenLayersCache:
     t0 = time.monotonic()
-    labels = tuple(cfg.labels)
-    set_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    tok = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
-    tr, va = encode(tok, train, labels, cfg.max_length), encode(tok, val, labels, cfg.max_length)
-    model = build_model(cfg, base_dir, labels, warm_start)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(cfg, params)
-    dev = params[0].device
-    per_epoch = math.ceil(len(tr) / cfg.batch_size)
-    total_steps = max(1, math.ceil(per_epoch * cfg.epochs / cfg.grad_accum))
-    weights = class_weights(cfg, tr.labels, len(labels))
-    loss_fn = torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev))
-    rng = np.random.default_rng(cfg.seed)
-    pad = tok.pad_token_id or 0
-    metric = cfg.primary_metric
-    autocast = cfg.precision == "bf16"
-    cache = fill_prefix_cache(model, cfg, tr, pad, dev) if cfg.frozen_layers else None
-    average = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay else None
-    averaged = average.applied if average else nullcontext
-    log.info("fit.start", train=len(tr), val=len(va), steps=total_steps, method=cfg.method,
-             trainable=sum(p.numel() for p in params))
-
-    res = FitResult(adapter_dir=Path(out_dir), best={})
-    best_score, best_state, bad_evals, step, running = -math.inf, None, 0, 0, []
-    last_metrics: dict = {}
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: lr_factor(cfg, progress_of(step, total_steps, t0, cfg)))
-
-    def evaluate(epoch: float) -> bool:
-        """Record one evaluation; False when early stopping says stop."""
-        nonlocal best_score, best_state, bad_evals, last_metrics
-        with averaged():
-            probs = predict(model, va, pad)
-        m = last_metrics = compute_metrics(va.labels, probs.argmax(1), labels)
-        row = {"step": step, "epoch": round(epoch, 3), "train_loss": float(np.mean(running)) if running else None,
-               "seconds": round(time.monotonic() - t0, 1), "val": {k: m[k] for k in
-               ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "mcc")}}
-        running.clear()
-        res.history.append(row)
-        log.info("fit.eval", step=step, epoch=row["epoch"], train_loss=row["train_loss"],
-                 **{f"val_{k}": round(v, 4) for k, v in row["val"].items()})
-        if on_eval:
-            on_eval(row)
-        if m[metric] > best_score:
-            best_score, bad_evals, res.best = m[metric], 0, m
-            with averaged():
-                best_state = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-            return True
-        bad_evals += 1
-        return bad_evals <= cfg.early_stopping_patience
-
-    stop = None
-    for epoch in range(math.ceil(cfg.epochs)):
-        batches = length_batches([len(s) for s in tr.input_ids], cfg.batch_size, rng)
-        if epoch + 1 > cfg.epochs:  # a fractional last epoch
-            batches = batches[: int(len(batches) * (cfg.epochs - epoch))]
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not (progress and progress_bars()),
-                   mininterval=10, unit="batch")
-        for i, idx in enumerate(bar):
-            batch = {k: v.to(dev) for k, v in collate(tr, idx, pad).items()}
-            start = nullcontext() if cache is None else cache.feeding(
-                cache.padded(idx, batch["input_ids"].shape[1]).to(dev))
-            with start, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(**batch).logits
-            loss = loss_fn(logits.float(), torch.from_numpy(tr.labels[idx]).to(dev)) / cfg.grad_accum
-            loss.backward()
-            running.append(loss.item() * cfg.grad_accum)
-            if (i + 1) % cfg.grad_accum and i + 1 < len(batches):
-                continue
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            if average:
-                average.update()
-            step += 1
-            if cfg.max_train_seconds and time.monotonic() - t0 > cfg.max_train_seconds:
-                stop = "time budget"
-                break
-            if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and not evaluate(epoch + (i + 1) / len(batches)):
-                stop = "early stopping"
-                break
-        bar.close()
-        if stop:
-            break
-        if not evaluate(epoch + 1.0):
-            stop = "early stopping"
-            break
-    if stop == "time budget":
-        evaluate(epoch + (i + 1) / len(batches))
-    res.stopped = stop or "epochs"
-    if cfg.keep == "last":
-        res.best = last_metrics
-        if average:
-            average.copy_to_model()
-    elif best_state is not None:
-        with torch.no_grad():
-            named = dict(model.named_parameters())
-            for k, v in best_state.items():
-                named[k].copy_(v)
-    save_adapter(model, cfg, Path(out_dir), base_dir, res)
-    res.steps, res.seconds = step, time.monotonic() - t0
-    res.model, res.tokenizer = model.eval(), tok
-    log.info("fit.done", steps=step, seconds=round(res.seconds, 1), stopped=res.stopped,
-             **{f"best_val_{metric}": round(best_score, 4)})
-    return res
-
-
-def fill_prefix_cache(model, cfg: TrainingSettings, enc: Encoded, pad: int, dev: torch.device) -> PrefixCache:
-    t0 = time.monotonic()
-    cache = PrefixCache(model, cfg.frozen_layers)
+    cache = FrozenLayersCache(model, cfg.frozen_layers)
     order = np.argsort([len(s) for s in enc.input_ids], kind="stable")
     chunks = [order[s : s + 128] for s in range(0, len(order), 128)]
-    batches = ((idx, {k: v.to(dev) for k, v in collate(enc, idx, pad).items()},
-                [len(enc.input_ids[i]) for i in idx]) for idx in chunks)
+    batches = ((idx, on_device(enc, idx, pad, dev), [len(enc.input_ids[i]) for i in idx]) for idx in chunks)
     autocast = cfg.precision == "bf16"
     cache.fill(batches, len(enc), torch.bfloat16 if autocast else torch.float32, autocast)
     log.info("fit.prefix_cached", layers=cfg.frozen_layers, examples=len(enc), seconds=round(time.monotonic() - t0, 1))
     return cache
 
 
-def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, res: FitResult) -> None:
+def keep_chosen_weights(run: Run, state: LoopState) -> dict:
+    """Leave the weights ``training.keep`` chooses in the model; their validation metrics."""
+    if run.cfg.keep == "last":
+        if run.average:
+            run.average.copy_to_model()
+        return state.last
+    if state.best_weights is not None:
+        with torch.no_grad():
+            named = dict(run.model.named_parameters())
+            for k, v in state.best_weights.items():
+                named[k].copy_(v)
+    return state.best
+
+
+def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, *, best: dict, stopped: str) -> None:
     import peft
     import transformers
 
@@ -330,8 +198,8 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, re
             "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed",
             "frozen_layers", "ema_decay", *method.HYPERPARAMETERS}),
         **extra,
-        "best_val": {k: res.best.get(k) for k in ("accuracy", "macro_f1", "n")},
-        "stopped": res.stopped,
+        "best_val": {k: best.get(k) for k in ("accuracy", "macro_f1", "n")},
+        "stopped": stopped,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
     }
     (out_dir / TRAINING_META).write_text(json.dumps(meta, indent=2) + "\n")

@@ -7,8 +7,6 @@ to the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, ProducerFencedError, TransactionalIdAuthorizationFailedError
@@ -18,6 +16,7 @@ from pydantic import TypeAdapter
 from daemon.batch import Batch
 from daemon.errors import ProducerFenced, SinkUnavailable
 from daemon.replica_slot import SlotLease, default_transactional_id, lease_slot
+from daemon.sinks.base import OffsetCommit, Sink
 from schemas.messages import Prediction
 from schemas.settings import KafkaSettings
 
@@ -66,7 +65,7 @@ def dead_letter_records(batch: Batch) -> list[tuple[bytes | None, bytes, list]]:
     return out
 
 
-class KafkaSink:
+class KafkaSink(Sink):
     name = "kafka"
 
     def __init__(self, settings: KafkaSettings) -> None:
@@ -106,10 +105,10 @@ class KafkaSink:
             if f.failed():
                 raise f.exception
 
-    def write(self, batch: Batch, group_metadata=None, before_commit: Callable[[], None] | None = None) -> None:
-        """Idempotent mode: send and flush. Transactional mode: also commit ``batch.offsets``;
-        ``before_commit`` runs once everything but the commit itself (EndTxn) has been acknowledged,
-        and aborts the transaction by raising."""
+    def write(self, batch: Batch, commit: OffsetCommit | None = None) -> None:
+        """Idempotent mode: send and flush. Transactional mode: one transaction, which also commits
+        ``commit.offsets``; ``commit.before_commit`` runs once everything but the commit itself
+        (EndTxn) has been acknowledged."""
         try:
             if not self.transactional:
                 futures = self._send_all(batch)
@@ -119,13 +118,12 @@ class KafkaSink:
             self.producer.begin_transaction()
             try:
                 futures = self._send_all(batch)
-                if batch.offsets:
+                if commit is not None:
                     self.producer.send_offsets_to_transaction(
-                        {tp: _oam(o) for tp, o in batch.offsets.items()}, group_metadata
+                        {tp: _oam(o) for tp, o in commit.offsets.items()}, commit.group_metadata
                     )
-                if before_commit is not None:
                     self.producer.flush(timeout=self.settings.request_timeout_ms / 1000)
-                    before_commit()
+                    commit.before_commit()
                 self.producer.commit_transaction()
                 self._raise_failed(futures)
             except BaseException:

@@ -10,6 +10,7 @@ from sqlalchemy import exc
 
 from daemon.batch import Batch
 from daemon.errors import SinkRejected, SinkUnavailable
+from daemon.sinks.base import OffsetCommit, Sink
 from schemas.db import DeadLetterRow, PredictionRow, database_engine, describe_error, dialect_insert
 from schemas.settings import DatabaseSettings
 
@@ -36,7 +37,7 @@ def dead_letter_rows(batch: Batch) -> list[dict]:
     return [d.model_dump() for d in batch.dead]
 
 
-class PostgresSink:
+class PostgresSink(Sink):
     name = "postgres"
 
     def __init__(self, settings: DatabaseSettings) -> None:
@@ -48,7 +49,7 @@ class PostgresSink:
             index_elements=["topic", "partition", "offset"]
         )
 
-    def write(self, batch: Batch) -> None:
+    def write(self, batch: Batch, commit: OffsetCommit | None = None) -> None:
         preds, dead = prediction_rows(batch), dead_letter_rows(batch)
         if not preds and not dead:
             return
@@ -69,6 +70,7 @@ class PostgresSink:
             ) from None
 
     def ping(self) -> bool:
+        """Whether the database answers now (the daemon's readiness probe)."""
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("select 1")

@@ -20,10 +20,10 @@ def test_two_rounds_with_the_daemon_streaming(tiny_bert_dir, data_dir):
     assert checks["predictions carry the versions promoted, in order, none rejected"]
     assert checks["daemon served the active version after every round"]
     assert checks["gold set fixed (same n; each 'before' = previous 'after')"]
-    assert results[0]["action"] == "promoted" and out["promoted"][0] == results[0]["version"]
-    assert [r["gold"] for r in results] == [40, 40]
+    assert results[0].action == "promoted" and out["promoted"][0] == results[0].version
+    assert [r.gold for r in results] == [40, 40]
     # Round 2 brings crowd labels on uncurated gold-slice messages: ignored, not trained on.
-    assert results[1]["gold_slice_ignored"] > 0
+    assert results[1].gold_slice_ignored > 0
     assert out["order"][-1] == out["promoted"][-1]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from tests.daemon.harness import (
     committed_and_end, count, default_env, finish_stream, log_of, make_topics, produce, start, tweet, wait_for,
 )
-from tests.reliability.conftest import http_status
+from tests.reliability.streams import http_status
 from tests.reliability.pg import free_port
 
 pytestmark = pytest.mark.kafka

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from daemon.app import Daemon
-from tests.conftest import METADATA_MAX_AGE_MS
+from tests.brokers import METADATA_MAX_AGE_MS
 from schemas.settings import Settings
 
 

@@ -1,11 +1,8 @@
 from kafka import TopicPartition
 
-from daemon.batch import Batch, Item
-from schemas.messages import DeadLetter, InboundMessage
-
-
-def item(p: int, o: int) -> Item:
-    return Item(InboundMessage(id=f"{p}-{o}", text="t"), "in", p, o, 0, None, b"t")
+from daemon.batch import Batch
+from schemas.messages import DeadLetter
+from tests.daemon.factories import item
 
 
 def test_only_keeps_owned_partitions_and_finished_steps():

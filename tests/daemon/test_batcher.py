@@ -11,7 +11,7 @@ from models.loading import load_classifier
 from schemas.messages import DeadLetter
 from schemas.settings import BatchSettings
 from tests.daemon.harness import DaemonThread, count, make_settings, make_topics, produce, tweet, wait_for
-from tests.daemon.test_batch import item
+from tests.daemon.factories import item
 
 
 def batcher(max_size: int = 4, max_wait_ms: int = 50) -> MicroBatcher:

@@ -1,4 +1,4 @@
-"""Must-show: 2,000 messages with 50 malformed ones, through a real broker and Postgres."""
+"""End to end: 2,000 messages with 50 malformed ones, through a real broker and Postgres."""
 
 from __future__ import annotations
 

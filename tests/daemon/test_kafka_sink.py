@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from daemon.batch import Batch
 from daemon.sinks.kafka import prediction_records
 from schemas.messages import Prediction
-from tests.daemon.test_batch import item
+from tests.daemon.factories import item
 
 floats = st.floats(allow_nan=True, allow_infinity=True) | st.floats(width=32) | st.floats(-1e-300, 1e-300)
 texts = st.text()  # every code point but surrogates: controls, quotes, backslashes, non-BMP

@@ -24,6 +24,7 @@ from daemon.checkpoint import Checkpoint
 from daemon.errors import DaemonError, SinkUnavailable
 from daemon.membership import Membership
 from daemon.metrics import Metrics
+from daemon.sinks.base import Sink
 from models.base import BatchResult
 from schemas.messages import InboundMessage
 from schemas.settings import Settings
@@ -73,27 +74,37 @@ class FakeSource:
         self.commits.append(dict(offsets))
 
 
-class FakeDb:
+class FakeDb(Sink):
+    name = "postgres"
+
     def __init__(self) -> None:
         self.written: list[list[int]] = []
 
-    def write(self, batch):
+    def write(self, batch, commit=None):
         self.written.append([i.offset for i in batch.items])
 
+    def close(self):
+        pass
 
-class FakeOut:
+
+class FakeOut(Sink):
     """The output sink; ``during`` runs while the transaction's records are being sent."""
+
+    name = "kafka"
 
     def __init__(self, transactional: bool) -> None:
         self.transactional = transactional
         self.written: list[dict] = []
         self.during = lambda: None
 
-    def write(self, batch, group_metadata=None, before_commit=None):
+    def write(self, batch, commit=None):
         self.during()
-        if before_commit is not None:
-            before_commit()  # raising aborts the transaction: nothing written
+        if commit is not None:
+            commit.before_commit()  # raising aborts the transaction: nothing written
         self.written.append(dict(batch.offsets))
+
+    def close(self):
+        pass
 
 
 def item(offset: int) -> Item:
@@ -267,10 +278,10 @@ class FailingDb(FakeDb):
         super().__init__()
         self.down = False
 
-    def write(self, batch):
+    def write(self, batch, commit=None):
         if self.down:
             raise SinkUnavailable("postgres", ConnectionError("down"), retry_after=0.05)
-        super().write(batch)
+        super().write(batch, commit)
 
 
 def test_revoke_that_runs_out_of_time_rewinds_to_the_first_unwritten_record():

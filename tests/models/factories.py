@@ -18,7 +18,10 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from models.spec import ModelSpec, load_spec
 from tests.factories import CORPUS
+
+TOL = 1e-4  # fp32 scores against a reference computation
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 CHAT_TEMPLATE = (
@@ -31,6 +34,25 @@ PROMPT_WORDS = (
     "무감정 슬픔 기쁨 분노 오늘 정말 좋아 너무 슬프다 화가 난다 그냥 그래"
 )
 WORDS = sorted({w for line in CORPUS for w in line.replace(",", " ").replace("!", " ").split()})
+
+
+def preset_on(name: str, base, **changes) -> ModelSpec:
+    """The preset ``name`` on a local base, on CPU, with ``changes`` (dotted keys) applied."""
+    spec = load_spec(name)
+    return spec.with_overrides(**{"base.id": str(base), "device": "cpu", **changes})
+
+
+def seq_spec(base, labels=("negative", "positive"), **adapter) -> ModelSpec:
+    return ModelSpec.model_validate({
+        "name": "t", "base": {"id": str(base)}, "head": "sequence_classification", "device": "cpu",
+        "labels": [{"id": i, "name": n} for i, n in enumerate(labels)],
+        "adapter": adapter or {"kind": "none"},
+    })
+
+
+@torch.no_grad()
+def reference_seq_cls(model, tok, texts):
+    return torch.stack([model(**tok(t, return_tensors="pt")).logits[0] for t in texts]).float()
 
 
 def random_texts(n: int, seed: int) -> list[str]:
@@ -149,3 +171,32 @@ def save_lora(base_dir: Path, out_dir: Path, *, head: str, labels: tuple[str, ..
                     p.copy_(torch.randn(p.shape, generator=g))
     peft_model.save_pretrained(out_dir, safe_serialization=True)
     return peft_model.eval()
+
+
+def lora_for(spec, base, out, **kw):
+    """``save_lora`` with the spec's head, labels and LoRA settings."""
+    lo = spec.adapter.lora
+    return save_lora(base, out, head=spec.head, labels=spec.label_names, target_modules=lo.target_modules,
+                     r=lo.r, alpha=lo.alpha, dropout=lo.dropout, **kw)
+
+
+def save_sparta_adapter(base_dir: Path, out_dir: Path, sparsity: float, scale: float = 0.05, seed: int = 2):
+    """Train-shaped SpaRTA adapter via peft-sparta's own wrapper, random deltas, saved in its format;
+    returns the merged model as the reference."""
+    from peft_sparta import SpaRTA
+
+    from models.sparta import save_from_sparta_model
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    head_init = model.score.weight.detach().clone()
+    # peft-sparta freezes modules by name; what is left on a Gemma layer is Wv / Wo (S0's targets).
+    sparta = SpaRTA(model, sparsity=sparsity)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, d in sparta.deltas.items():
+            d.copy_(torch.randn(d.shape, generator=g) * scale)
+    save_from_sparta_model(sparta, out_dir, base_model=str(base_dir), head_init=head_init)
+    sparta.eval()  # merges the deltas into sparta.model: the reference
+    return sparta.model

@@ -21,17 +21,9 @@ from models.errors import (
     UnsafeModelError,
 )
 from models.spec import ModelSpec
-from tests.models.factories import random_texts, save_lora
+from tests.models.factories import random_texts, save_lora, save_sparta_adapter, seq_spec
 
 LABELS3 = ("negative", "neutral", "positive")
-
-
-def seq_spec(base, labels=("negative", "positive"), **adapter) -> ModelSpec:
-    return ModelSpec.model_validate({
-        "name": "t", "base": {"id": str(base)}, "head": "sequence_classification", "device": "cpu",
-        "labels": [{"id": i, "name": n} for i, n in enumerate(labels)],
-        "adapter": adapter or {"kind": "none"},
-    })
 
 
 @pytest.fixture
@@ -184,10 +176,8 @@ def _tamper_sparta(sparta_dir, name, fn):
 
 @pytest.fixture
 def sparta_dir(tiny_base, tmp_path):
-    from tests.models.test_presets import _sparta_adapter
-
     base = tiny_base("gemma")
-    _sparta_adapter(base, tmp_path / "sparta", sparsity=0.9)
+    save_sparta_adapter(base, tmp_path / "sparta", sparsity=0.9)
     return base, tmp_path / "sparta"
 
 

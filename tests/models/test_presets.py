@@ -11,21 +11,17 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from models.classifier import SpecClassifier
 from models.prompt import PromptRenderer
 from models.spec import load_spec
-from models.sparta import save_from_sparta_model
-from tests.models.factories import make_labels_answerable, random_texts, save_lora
+from tests.models.factories import (
+    TOL,
+    lora_for,
+    make_labels_answerable,
+    preset_on,
+    random_texts,
+    reference_seq_cls,
+    save_sparta_adapter,
+)
 
-TOL = 1e-4
 N_AGREE = 200
-
-
-def preset_on(name: str, base, **changes):
-    spec = load_spec(name)
-    return spec.with_overrides(**{"base.id": str(base), "device": "cpu", **changes})
-
-
-@torch.no_grad()
-def reference_seq_cls(model, tok, texts):
-    return torch.stack([model(**tok(t, return_tensors="pt")).logits[0] for t in texts]).float()
 
 
 @torch.no_grad()
@@ -35,12 +31,6 @@ def reference_verbalizer(model, tok, renderer, texts, label_ids):
         enc = tok(renderer.render(t), add_special_tokens=renderer.add_special_tokens, return_tensors="pt")
         rows.append(model(**enc).logits[0, -1, label_ids])
     return torch.stack(rows).float()
-
-
-def lora_for(spec, base, out, **kw):
-    lo = spec.adapter.lora
-    return save_lora(base, out, head=spec.head, labels=spec.label_names, target_modules=lo.target_modules,
-                     r=lo.r, alpha=lo.alpha, dropout=lo.dropout, **kw)
 
 
 @pytest.mark.parametrize(
@@ -190,29 +180,10 @@ def test_nf4_preset_runs_on_cpu_and_matches_plain_bnb_peft(preset, arch, tiny_ba
     assert (q.scores(texts) - theirs).abs().max().item() <= 0.05 * max(1.0, theirs.abs().max().item())
 
 
-def _sparta_adapter(base, out, sparsity, scale=0.05, seed=2):
-    """Train-shaped SpaRTA adapter via peft-sparta's own wrapper, random deltas, saved in its format."""
-    from peft_sparta import SpaRTA
-
-    torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    head_init = model.score.weight.detach().clone()
-    # peft-sparta freezes modules by name; what is left on a Gemma layer is Wv / Wo (S0's targets).
-    sparta = SpaRTA(model, sparsity=sparsity)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, d in sparta.deltas.items():
-            d.copy_(torch.randn(d.shape, generator=g) * scale)
-    save_from_sparta_model(sparta, out, base_model=str(base), head_init=head_init)
-    sparta.eval()  # merges the deltas into sparta.model: the reference
-    return sparta.model
-
-
 def test_sparta_preset_matches_peft_sparta_merge(tiny_base, tmp_path):
     base = tiny_base("gemma")
     spec = load_spec("s0")
-    ref = _sparta_adapter(base, tmp_path / "adapter", spec.adapter.sparta.sparsity, scale=0.5)
+    ref = save_sparta_adapter(base, tmp_path / "adapter", spec.adapter.sparta.sparsity, scale=0.5)
     clf = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter",
                                                   "quantization.mode": "none"}))
     texts = random_texts(40, seed=8)

@@ -8,8 +8,7 @@ import torch
 from models.classifier import SpecClassifier
 from models.quant import bnb_config
 from models.spec import QuantizationSpec
-from tests.models.factories import random_texts, save_lora
-from tests.models.test_checks import seq_spec
+from tests.models.factories import random_texts, save_lora, seq_spec
 
 
 def test_bnb_config_per_mode():

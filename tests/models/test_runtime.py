@@ -19,8 +19,7 @@ from models.runtime import Prefetcher, compile_forward
 from models.spec import load_spec
 from schemas.errors import ConfigError
 from schemas.settings import ModelSettings, load_settings
-from tests.models.factories import random_texts
-from tests.models.test_presets import TOL, lora_for, preset_on
+from tests.models.factories import TOL, lora_for, preset_on, random_texts
 
 WAIT_S = 30  # only bounds a hang; no assertion depends on timing
 

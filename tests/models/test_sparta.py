@@ -11,8 +11,7 @@ from transformers import AutoModelForSequenceClassification
 from models.build import load_model
 from models.classifier import SpecClassifier
 from models.sparta import load_sparta
-from tests.models.factories import random_texts
-from tests.models.test_presets import _sparta_adapter, preset_on, reference_seq_cls
+from tests.models.factories import preset_on, random_texts, reference_seq_cls, save_sparta_adapter
 
 
 def test_peft_sparta_loader_reads_our_adapter(tiny_base, tmp_path):
@@ -21,7 +20,7 @@ def test_peft_sparta_loader_reads_our_adapter(tiny_base, tmp_path):
     from peft_sparta import SpaRTAforSequenceClassification
 
     base = tiny_base("gemma")
-    _sparta_adapter(base, tmp_path / "adapter", sparsity=0.99, scale=0.5)
+    save_sparta_adapter(base, tmp_path / "adapter", sparsity=0.99, scale=0.5)
     theirs = SpaRTAforSequenceClassification(str(tmp_path / "adapter"))
     ours = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter"}))
     texts = random_texts(16, seed=2)
@@ -61,7 +60,7 @@ def test_sparta_on_nf4_base_keeps_the_adapter_effect(tiny_base, tmp_path):
     """On a 4-bit base the deltas go beside the quantized weights (sparse side path): the adapter's
     effect on the logits survives quantization (see benchmarks/sparta_quant.py for the numbers)."""
     base = tiny_base("gemma")
-    _sparta_adapter(base, tmp_path / "adapter", sparsity=0.99, scale=0.05)
+    save_sparta_adapter(base, tmp_path / "adapter", sparsity=0.99, scale=0.05)
     texts = random_texts(64, seed=4)
     common = {"quantization.mode": "nf4", "quantization.compute_dtype": "float32"}
     fp = SpecClassifier(preset_on("s0", base, **{"adapter.path": tmp_path / "adapter", "quantization.mode": "none"}))

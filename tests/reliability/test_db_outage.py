@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.daemon.harness import DaemonThread, committed_and_end, count, make_settings, make_topics, tweet, wait_for
-from tests.reliability.conftest import PacedProducer, http_status
+from tests.reliability.streams import PacedProducer, http_status
 from tests.reliability.pg import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -23,7 +23,7 @@ from tests.daemon.harness import (
     tweet,
     wait_for,
 )
-from tests.reliability.conftest import http_status
+from tests.reliability.streams import http_status
 from tests.reliability.pg import free_port
 
 pytestmark = pytest.mark.kafka

@@ -10,16 +10,14 @@ group's committed offsets equal the end offsets of every partition.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 
 import pytest
 
-from tests.daemon.harness import (
-    committed_and_end, count, default_env, log_of, make_topics, read_topic, start, tweet, wait_for,
-)
-from tests.reliability.conftest import PacedProducer
+from tests.daemon.harness import committed_and_end, count, log_of, make_topics, read_topic, start, tweet, wait_for
+from tests.reliability.streams import PacedProducer
+from tests.reliability.replicas import events, holds_partitions, scale_out_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -28,35 +26,9 @@ PARTITIONS = 6
 REPLICAS = 3
 
 
-def events(proc: subprocess.Popen, name: str) -> list[dict]:
-    """The JSON log lines of ``proc`` whose event is ``name`` (the daemon logs JSON when not on a TTY)."""
-    out = []
-    for line in log_of(proc, tail=None).splitlines():
-        if line.startswith("{"):
-            doc = json.loads(line)
-            if doc.get("event") == name:
-                out.append(doc)
-    return out
-
-
-def holds_partitions(proc: subprocess.Popen) -> bool:
-    assigned = events(proc, "partitions_assigned")
-    return bool(assigned and assigned[-1]["partitions"])
-
-
 def transactional_id(proc: subprocess.Popen) -> str | None:
     got = events(proc, "transactional_producer")
     return got[-1]["transactional_id"] if got else None
-
-
-def scale_out_env(broker, database_url, topics, model_dir) -> dict[str, str]:
-    return default_env(
-        broker, database_url, topics,
-        # A tiny model: the test is about the group and delivery, not inference, on two shared cores.
-        SENTISTREAM_MODEL__PATH=str(model_dir),
-        # Replicas on one host cannot share the default metrics port (9108); 0 serves none.
-        SENTISTREAM_OBSERVABILITY__HTTP_PORT="0",
-    )
 
 
 def test_three_replicas_one_killed_and_restarted(broker, topic_names, database_url, tiny_bert_dir):

@@ -23,8 +23,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.daemon.harness import committed_and_end, count, log_of, make_topics, read_topic, start, tweet, wait_for
-from tests.reliability.conftest import PacedProducer
-from tests.reliability.test_scale_out import events, holds_partitions, scale_out_env
+from tests.reliability.streams import PacedProducer
+from tests.reliability.replicas import events, holds_partitions, scale_out_env
 
 # One rerun, the only one on tansu, until a flake is understood: in 1 of about 10 runs the hand-over
 # precondition failed (with the zombie paused, the other replica wrote every row, yet the group's

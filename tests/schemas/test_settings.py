@@ -36,12 +36,21 @@ def test_env_nested_values(monkeypatch):
     assert s.batch.max_size == 17 and s.kafka.input_topics == ("a", "b")
 
 
+def test_an_empty_data_dir_variable_means_no_data_dir(monkeypatch):
+    # The Makefile exports SENTISTREAM_DATA_DIR; set empty, the demo must use its bundled sample.
+    monkeypatch.setenv("SENTISTREAM_DATA_DIR", "")
+    assert load_settings().data_dir is None
+    monkeypatch.setenv("SENTISTREAM_DATA_DIR", "/data")
+    assert load_settings().data_dir == Path("/data")
+
+
 @pytest.mark.parametrize(
     "env, expected",
     [
         ({"SENTISTREAM_BATCH__MAX_SIZE": "-1"}, "batch.max_size (SENTISTREAM_BATCH__MAX_SIZE)"),
         ({"SENTISTREAM_MODEL__PATH": "/no/such/model"}, "model.path (SENTISTREAM_MODEL__PATH): directory '/no/such/model' does not exist"),
         ({"SENTISTREAM_KAFKA__DELIVERY": "maybe"}, "kafka.delivery (SENTISTREAM_KAFKA__DELIVERY)"),
+        ({"SENTISTREAM_TRAINING__PRIMARY_METRIC": "f1"}, "training.primary_metric (SENTISTREAM_TRAINING__PRIMARY_METRIC): Input should be 'macro_f1'"),
         ({"SENTISTREAM_DATABASE__URL": "not a url"}, "database.url"),
         ({"SENTISTREAM_MODEL__TRUST_REMOTE_CODE": "true"}, "model.trust_remote_code"),
         ({"SENTISTREAM_BATCH__MAX_SZE": "3"},

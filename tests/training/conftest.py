@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.test_refit import synthetic
+from tests.training.factories import synthetic
 
 
 @pytest.fixture(scope="module")

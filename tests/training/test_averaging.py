@@ -9,8 +9,9 @@ from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
 from training.averaging import WeightAverage
-from training.trainer import evaluate_examples, fit
-from tests.training.test_methods import settings
+from training.batches import evaluate_examples
+from training.trainer import fit
+from tests.training.factories import settings
 
 
 def test_average_follows_the_warmed_up_ema_recurrence_and_swaps_back():

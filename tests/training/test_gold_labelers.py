@@ -13,7 +13,7 @@ from training.labels import load_examples, write_labels
 from training.readers import Example
 from training.service import run_once
 from training.splits import is_gold, three_way
-from tests.training.test_refit import synthetic
+from tests.training.factories import synthetic
 
 LABELS = ("negative", "positive")
 GOLD_FRACTION = 0.2
@@ -82,10 +82,10 @@ def test_refits_score_both_adapters_on_the_same_trusted_gold_set(database_url, t
     write_labels(engine, crowd[:400], labeled_by="crowd", origin="kafka")
 
     first = run_once(settings, cfg, engine=engine, progress=False)
-    assert first["action"] == "promoted", first
-    assert first["gold"] == len(curated)
-    assert first["gold_slice_ignored"] == 0  # every gold-slice message here has a curator label
-    gold_metrics = registry.get(engine, first["version"])["metrics"]["gold"]
+    assert first.action == "promoted", first
+    assert first.counts.gold == len(curated)
+    assert first.counts.gold_slice_ignored == 0  # every gold-slice message here has a curator label
+    gold_metrics = registry.get(engine, first.version)["metrics"]["gold"]
     want = {lab: sum(e.label == lab for e in curated) for lab in LABELS}
     assert {lab: gold_metrics["per_class"][lab]["support"] for lab in LABELS} == want
 
@@ -93,13 +93,13 @@ def test_refits_score_both_adapters_on_the_same_trusted_gold_set(database_url, t
     write_labels(engine, [Example(f"crowd-only-{i}", "the movie was great", "negative") for i in range(200)
                           if is_gold(f"crowd-only-{i}", GOLD_FRACTION)], labeled_by="crowd", origin="kafka")
     second = run_once(settings, cfg, engine=engine, progress=False)
-    assert second["action"] in ("promoted", "rejected")
-    assert second["gold"] == len(curated)
-    assert second["gold_slice_ignored"] == sum(is_gold(f"crowd-only-{i}", GOLD_FRACTION) for i in range(200))
+    assert second.action in ("promoted", "rejected")
+    assert second.counts.gold == len(curated)
+    assert second.counts.gold_slice_ignored == sum(is_gold(f"crowd-only-{i}", GOLD_FRACTION) for i in range(200))
     # The first adapter, re-measured on this refit's gold set, scores exactly what it scored before.
-    active_now = registry.get(engine, second["version"])["metrics"]["active_gold"]
+    active_now = registry.get(engine, second.version)["metrics"]["active_gold"]
     assert active_now["confusion_matrix"] == gold_metrics["confusion_matrix"]
-    assert second["active_gold_macro_f1"] == pytest.approx(first["gold_macro_f1"], abs=1e-9)
+    assert second.scores.active["macro_f1"] == pytest.approx(first.scores.candidate["macro_f1"], abs=1e-9)
     engine.dispose()
 
 

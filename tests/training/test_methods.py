@@ -17,38 +17,18 @@ from transformers import AutoModelForSequenceClassification, BertModel
 from models.checks import adapter_sha256
 from models.classifier import SpecClassifier
 from models.loading import load_classifier
-from models.spec import load_spec
 from models.sparta import load_sparta
 from schemas.errors import ConfigError
 from schemas.settings import ModelSettings, TrainingSettings, load_settings
 from training.errors import TrainingError
 from training.service import evaluate_adapter
-from training.trainer import build_model, encode, fit, predict
+from training.trainer import build_model, fit
 from tests.factories import copy_tokenizer
-from tests.training.test_refit import synthetic
+from tests.training.factories import settings, spec_for, synthetic, trained_probs
 
 HEAD = ("classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias")
 TARGETS = [f"bert.encoder.layer.{i}.attention.{m}.weight" for i in (0, 1) for m in ("self.value", "output.dense")] + [
     "bert.embeddings.word_embeddings.weight"]
-
-
-def settings(base, method: str, **kw) -> TrainingSettings:
-    return TrainingSettings(**{
-        "base_model": base, "method": method, "max_length": 16, "batch_size": 16, "epochs": 3,
-        "learning_rate": 1e-2, "warmup_ratio": 0.0, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
-        "target_modules": ("query", "value", "word_embeddings"), "early_stopping_patience": 5,
-        "keep": "last", **kw})
-
-
-def spec_for(base, adapter, kind: str, **changes):
-    return load_spec("minilm-lora-sst2").with_overrides(**{
-        "base.id": str(base), "device": "cpu", "max_length": 16, "adapter.kind": kind, "adapter.path": adapter,
-        "adapter.version": "t", **changes})
-
-
-def trained_probs(res, cfg, examples) -> np.ndarray:
-    enc = encode(res.tokenizer, examples, cfg.labels, cfg.max_length)
-    return predict(res.model, enc, res.tokenizer.pad_token_id)
 
 
 def base_state(base) -> dict[str, torch.Tensor]:
@@ -263,16 +243,16 @@ def test_trainer_service_refits_head_only_and_gates_against_the_active_one(datab
     app = Settings(database={"url": database_url})
     write_labels(engine, synthetic(300, seed=1), labeled_by="test", origin="import")
     first = run_once(app, cfg, engine=engine, progress=False)
-    assert first["action"] == "promoted", first
+    assert first.action == "promoted", first
     row = registry.active(engine, cfg.adapter_name)
     assert row["kind"] == "head" and set(load_sparta(row["artifact_path"]).nonzero) == set(HEAD)
 
     write_labels(engine, synthetic(150, seed=2, start=1000), labeled_by="test", origin="import")
     second = run_once(app, cfg.model_copy(update={"promote_margin": 0.5}), engine=engine, progress=False)
-    assert second["action"] == "rejected"
+    assert second.action == "rejected"
     _, _, gold = three_way(synthetic(300, seed=1) + synthetic(150, seed=2, start=1000), 0.2, 0.15)
     clf = SpecClassifier(spec_for(tiny_bert_dir, row["artifact_path"], "sparta"))
     served = clf.classify([e.text for e in gold]).probs.argmax(1)
     truth = [cfg.labels.index(e.label) for e in gold]
-    assert second["active_gold_macro_f1"] == pytest.approx(f1_score(truth, served, average="macro"), abs=1e-9)
+    assert second.scores.active["macro_f1"] == pytest.approx(f1_score(truth, served, average="macro"), abs=1e-9)
     engine.dispose()

@@ -17,7 +17,7 @@ from models.pooling import pooling_of
 from schemas.settings import ModelSettings
 from training.service import evaluate_adapter
 from training.trainer import build_model, fit
-from tests.training.test_methods import settings, spec_for, trained_probs
+from tests.training.factories import settings, spec_for, trained_probs
 
 
 @pytest.fixture(scope="module")

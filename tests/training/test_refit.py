@@ -4,7 +4,6 @@ and the saved adapter (head included) reloads through models/ with the same pred
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import replace
 
 import numpy as np
@@ -16,24 +15,9 @@ from schemas.db import make_engine
 from schemas.settings import ModelSettings, Settings, TrainingSettings
 from training import registry
 from training.labels import write_labels
-from training.readers import Example
 from training.service import run_once
 from training.splits import three_way
-
-POS = ["great", "wonderful", "fantastic", "best", "happy", "loved", "good"]
-NEG = ["terrible", "worst", "hate", "cold", "bland", "never", "bad"]
-FILLER = ["the", "movie", "was", "food", "service", "day", "and", "i", "it", "at", "beach", "line"]
-
-
-def synthetic(n: int, seed: int, start: int = 0) -> list[Example]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = "positive" if i % 2 else "negative"
-        words = rng.sample(FILLER, 4) + [rng.choice(POS if label == "positive" else NEG)]
-        rng.shuffle(words)
-        out.append(Example(f"msg-{start + i}", " ".join(words), label))
-    return out
+from tests.training.factories import synthetic
 
 
 @pytest.fixture
@@ -51,20 +35,20 @@ def cfg(tiny_bert_dir, tmp_path) -> TrainingSettings:
 def test_refit_promotes_then_gates(database_url, cfg):
     engine = make_engine(database_url)
     settings = Settings(database={"url": database_url})
-    assert run_once(settings, cfg, engine=engine, progress=False)["action"] == "skipped"
+    assert run_once(settings, cfg, engine=engine, progress=False).action == "skipped"
 
     write_labels(engine, synthetic(400, seed=1), labeled_by="test", origin="import")
     first = run_once(settings, cfg, engine=engine, progress=False)
-    assert first["action"] == "promoted", first
-    assert first["reasons"] == ["no active adapter"]
-    assert first["gold_macro_f1"] > 0.9  # the word lists separate the classes cleanly
+    assert first.action == "promoted", first
+    assert first.decision.reasons == ["no active adapter"]
+    assert first.scores.candidate["macro_f1"] > 0.9  # the word lists separate the classes cleanly
     row = registry.active(engine, cfg.adapter_name)
-    assert row["version"] == first["version"] and row["label_watermark"] == 400
+    assert row["version"] == first.version and row["label_watermark"] == 400
     adapter_dir = row["artifact_path"]
     assert row["sha256"] == adapter_sha256(adapter_dir)
     report = cfg.reports_dir / row["version"]
     assert {p.name for p in report.iterdir()} == {"metrics.json", "report.md", "confusion_matrix.png", "curves.png"}
-    assert json.loads((report / "metrics.json").read_text())["metrics"]["macro_f1"] == first["gold_macro_f1"]
+    assert json.loads((report / "metrics.json").read_text())["metrics"]["macro_f1"] == first.scores.candidate["macro_f1"]
 
     # The gold set never reaches training: its ids are disjoint from train and val.
     examples = synthetic(400, seed=1)
@@ -85,18 +69,18 @@ def test_refit_promotes_then_gates(database_url, cfg):
     assert acc == pytest.approx(row["metrics"]["gold"]["accuracy"], abs=1e-9)
 
     # Not enough new labels: nothing happens.
-    assert run_once(settings, cfg, engine=engine, progress=False)["action"] == "skipped"
+    assert run_once(settings, cfg, engine=engine, progress=False).action == "skipped"
 
     # New labels, but a candidate must beat the active one by an impossible margin: rejected, kept.
     write_labels(engine, synthetic(150, seed=2, start=1000), labeled_by="test", origin="import")
     strict = cfg.model_copy(update={"promote_margin": 0.5, "warm_start": True})
     second = run_once(settings, strict, engine=engine, progress=False)
-    assert second["action"] == "rejected"
-    assert "does not beat active" in second["reasons"][0]
-    assert registry.active(engine, cfg.adapter_name)["version"] == first["version"]
-    cand = registry.get(engine, second["version"])
-    assert cand["status"] == "rejected" and cand["parent_version"] == first["version"]
-    assert cand["metrics"]["active_gold"]["macro_f1"] == second["active_gold_macro_f1"]
+    assert second.action == "rejected"
+    assert "does not beat active" in second.decision.reasons[0]
+    assert registry.active(engine, cfg.adapter_name)["version"] == first.version
+    cand = registry.get(engine, second.version)
+    assert cand["status"] == "rejected" and cand["parent_version"] == first.version
+    assert cand["metrics"]["active_gold"]["macro_f1"] == second.scores.active["macro_f1"]
     engine.dispose()
 
 
@@ -104,16 +88,16 @@ def test_refit_rejects_a_round_of_noisy_labels(database_url, cfg):
     engine = make_engine(database_url)
     settings = Settings(database={"url": database_url})
     write_labels(engine, synthetic(400, seed=1), labeled_by="test", origin="import")
-    assert run_once(settings, cfg, engine=engine, progress=False)["action"] == "promoted"
+    assert run_once(settings, cfg, engine=engine, progress=False).action == "promoted"
     # Every new label flipped: the active adapter contradicts them far more often than it errs on gold.
     flip = {"negative": "positive", "positive": "negative"}
     noisy = [replace(e, label=flip[e.label]) for e in synthetic(150, seed=2, start=1000)]
     write_labels(engine, noisy, labeled_by="crowd", origin="import")
     second = run_once(settings, cfg, engine=engine, progress=False)
-    assert second["action"] == "rejected", second
-    assert second["new_label_error"] > 0.5
-    assert any("noisy labels?" in r for r in second["reasons"]), second["reasons"]
-    row = registry.get(engine, second["version"])
+    assert second.action == "rejected", second
+    assert second.scores.new_label_error > 0.5
+    assert any("noisy labels?" in r for r in second.decision.reasons), second.decision.reasons
+    row = registry.get(engine, second.version)
     assert row["metrics"]["counts"]["new_labels_checked"] > 0
     engine.dispose()
 
@@ -132,12 +116,12 @@ def test_an_unscored_active_adapter_is_scored_by_the_first_refit(database_url, c
     registry.promote(engine, "v1", channel=cfg.notify_channel)
     write_labels(engine, synthetic(400, seed=1), labeled_by="test", origin="import")
     out = run_once(settings, cfg, engine=engine, progress=False)
-    assert out["reasons"] != ["no active adapter"] and registry.get(engine, "minilm-sst2") is None
+    assert out.decision.reasons != ["no active adapter"] and registry.get(engine, "minilm-sst2") is None
     scored = registry.get(engine, "v1")["metrics"]
-    assert scored["gold"]["macro_f1"] == out["active_gold_macro_f1"] and scored["gold_scored_by"] == out["version"]
-    assert scored["gold"] == registry.get(engine, out["version"])["metrics"]["active_gold"]
+    assert scored["gold"]["macro_f1"] == out.scores.active["macro_f1"] and scored["gold_scored_by"] == out.version
+    assert scored["gold"] == registry.get(engine, out.version)["metrics"]["active_gold"]
     # Recorded once: neither that score nor a refit's own gold metrics are overwritten.
-    for version in ("v1", out["version"]):
+    for version in ("v1", out.version):
         before = registry.get(engine, version)["metrics"]
         assert not registry.record_gold(engine, version, {"macro_f1": 0.0}, scored_by="later")
         assert registry.get(engine, version)["metrics"] == before

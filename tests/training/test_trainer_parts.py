@@ -11,8 +11,10 @@ import pytest
 from schemas.settings import TrainingSettings
 from training.errors import TrainingError
 from training.readers import Example
-from training.service import window
-from training.trainer import class_weights, length_batches, lr_factor, progress_of
+from training.dataset import window
+from training.batches import length_batches
+from training.loop import lr_factor, progress_of
+from training.trainer import class_weights
 
 
 def test_auto_class_weights_are_inverse_frequency():

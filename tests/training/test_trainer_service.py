@@ -14,7 +14,7 @@ from schemas.db import make_engine
 from schemas.settings import Settings
 from training import registry
 from training.service import serve
-from tests.training.test_refit import synthetic
+from tests.training.factories import synthetic
 
 pytestmark = pytest.mark.kafka
 

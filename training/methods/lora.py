@@ -20,7 +20,7 @@ def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modu
         return PeftModel.from_pretrained(base, warm_start, is_trainable=True)
     targets = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
     if cfg.frozen_layers:
-        from training.prefix_cache import targets_above
+        from training.frozen_layers import targets_above
 
         targets = targets_above(base, cfg.target_modules, cfg.frozen_layers)
     lora = LoraConfig(

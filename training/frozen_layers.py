@@ -55,8 +55,9 @@ class _Captured(Exception):
     """Stops the cache pass once layer ``n``'s input is in hand."""
 
 
-class PrefixCache:
-    """Bottom-layer outputs of every example, and a context in which the model starts at layer ``n``."""
+class FrozenLayersCache:
+    """The frozen bottom ``n`` layers' output for every example, and a context in which the model
+    starts at layer ``n`` from it."""
 
     def __init__(self, model: nn.Module, n: int):
         self.parent, self.attr, self.layers = layer_stack(model)

@@ -13,13 +13,14 @@ from transformers import AutoModelForSequenceClassification, GPT2Config, GPT2For
 
 from models.classifier import SpecClassifier
 from training.errors import TrainingError
-from training.prefix_cache import PrefixCache, targets_above
-from training.trainer import build_model, collate, encode, fill_prefix_cache, fit
+from training.batches import collate, encode
+from training.frozen_layers import FrozenLayersCache, targets_above
+from training.trainer import build_model, fill_frozen_layers_cache, fit
 from tests.factories import copy_tokenizer
-from tests.training.test_methods import settings, spec_for, trained_probs
+from tests.training.factories import settings, spec_for, trained_probs
 
 
-def cached_and_full_logits(model, cache: PrefixCache, enc, idx) -> tuple[torch.Tensor, torch.Tensor]:
+def cached_and_full_logits(model, cache: FrozenLayersCache, enc, idx) -> tuple[torch.Tensor, torch.Tensor]:
     batch = collate(enc, idx, 0)
     with torch.no_grad():
         full = model(**batch).logits
@@ -35,7 +36,7 @@ def test_model_fed_from_the_cache_computes_what_the_whole_model_computes(tiny_be
 
     tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
     enc = encode(tok, data[0], cfg.labels, cfg.max_length)
-    cache = fill_prefix_cache(model, cfg, enc, tok.pad_token_id, torch.device("cpu"))
+    cache = fill_frozen_layers_cache(model, cfg, enc, tok.pad_token_id, torch.device("cpu"))
     assert len(cache.states) == len(enc)
     assert [len(s) for s in cache.states] == [len(ids) for ids in enc.input_ids]  # stored without padding
     full, cached = cached_and_full_logits(model, cache, enc, np.arange(0, 64, 3))
@@ -52,7 +53,7 @@ def test_gpt2_blocks_and_conv1d_targets_are_found():
     assert targets_above(model, ("c_attn",), 1) == ["transformer.h.1.attn.c_attn", "transformer.h.2.attn.c_attn"]
     for p in model.parameters():
         p.requires_grad_(False)
-    cache = PrefixCache(model.eval(), 2)
+    cache = FrozenLayersCache(model.eval(), 2)
     ids = torch.randint(1, 50, (4, 7))
     batch = [(list(range(4)), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, [7] * 4)]
     cache.fill(batch, 4, torch.float32, autocast=False)

@@ -1,4 +1,4 @@
-"""Helpers for the reliability suite: a paced producer, probes (own_postgres is in tests/conftest.py)."""
+"""Helpers for the reliability suite: a paced producer and an HTTP probe."""
 
 from __future__ import annotations
 
