@@ -8,6 +8,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from daemon.errors import DaemonError
+
+
+def port_taken(host: str, port: int, e: OSError) -> DaemonError:
+    return DaemonError(
+        f"cannot serve /metrics, /healthz and /readyz on {host}:{port} ({e.strerror or e}): another process "
+        "holds the port (a second replica on this host?); set SENTISTREAM_OBSERVABILITY__HTTP_PORT to a free "
+        "port, or 0 to turn the endpoints off")
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise the one-line DaemonError now, before the model loads, if the port cannot be bound."""
+    if not port:
+        return
+    try:
+        ThreadingHTTPServer((host, port), BaseHTTPRequestHandler).server_close()
+    except OSError as e:
+        raise port_taken(host, port, e) from None
+
 
 class HealthServer:
     def __init__(self, host: str, port: int, registry: CollectorRegistry,
@@ -31,7 +50,10 @@ class HealthServer:
             def log_message(self, *args) -> None:  # probes every few seconds would flood the log
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            raise port_taken(host, port, e) from None
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)

@@ -1,8 +1,8 @@
 """``sentistream run``: start-up checks, the daemon, and signals at any moment.
 
-Start-up runs in this order, each step failing in one line before the next costs time: the database
-answers and is at the current migration, a Kafka broker answers, the model loads (seconds), the
-loop runs. Until the loop runs, SIGTERM or SIGINT ends start-up at once (exit 0: nothing was read).
+Start-up runs in this order, each step failing in one line before the next costs time: the HTTP
+port for /metrics, /healthz and /readyz is free, the database answers and is at the current
+migration, a Kafka broker answers, the model loads (seconds), the loop runs. Until the loop runs, SIGTERM or SIGINT ends start-up at once (exit 0: nothing was read).
 From then on a signal drains in-flight work within ``shutdown_timeout_s`` (exit 0, or 1 with the
 unwritten batches' offsets left uncommitted); a watchdog ends the process with 1 if a call that
 cannot be interrupted (a database or broker that stopped answering mid-request) outlives that.
@@ -19,6 +19,7 @@ import time
 import structlog
 from sqlalchemy import exc
 
+from daemon.health import check_port
 from schemas.broker import check_broker
 from schemas.db import check_database, describe_error
 from schemas.errors import DatabaseUnavailable
@@ -48,6 +49,7 @@ def run_daemon(settings: Settings) -> int:
     for sig in SIGNALS:
         signal.signal(sig, _abandon_start)
     try:
+        check_port(settings.observability.http_host, settings.observability.http_port)
         revision = check_database(settings.database)
         check_broker(settings.kafka)
         log.info("dependencies_reachable", database=settings.database.safe_url, revision=revision,
