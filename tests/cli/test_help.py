@@ -15,7 +15,7 @@ from tests.cli.runner import clean_env, sentistream
 
 COMMANDS = [("run",), ("classify",), ("demo",), ("db",), ("db", "upgrade"), ("labels",), ("labels", "import"),
             ("train",), ("trainer",), ("adapters",), ("adapters", "list"), ("adapters", "promote"),
-            ("adapters", "rollback")]
+            ("adapters", "rollback"), ("models",), ("models", "prepare")]
 
 
 def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
