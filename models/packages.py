@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from models.errors import ChecksumError, ModelLoadError
+from models.errors import NotPreparedError, PackageChecksumError, PackageError
 
 if TYPE_CHECKING:
     from models.spec import ModelSpec
@@ -40,18 +39,6 @@ PREPARED_MARKER = "sentistream_prepared.json"
 CHECKSUM_FILES = ("SHA256SUMS", "sha256sums.txt")
 _PART = re.compile(r"\.part(\d+)$")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-class PackageError(ModelLoadError):
-    """A base model's package is missing, incomplete or does not hold the named file."""
-
-
-class PackageChecksumError(ChecksumError):
-    """The file reassembled from a package differs from the checksum the package (or the spec) gives."""
-
-
-class NotPreparedError(ModelLoadError):
-    """A spec's package base was never converted by ``sentistream models prepare``."""
 
 
 def normalize(name: str) -> str:
@@ -287,10 +274,3 @@ def resolve_package_base(spec: ModelSpec, cache_dir: Path | None = None, name: s
         return spec
     path = prepared_dir(b.package, b.file, b.sha256, cache_dir, name or spec.name)  # type: ignore[arg-type]
     return spec.with_overrides(**{"base.id": str(path)})
-
-
-def read_marker(path: Path) -> dict:
-    try:
-        return json.loads((path / PREPARED_MARKER).read_text())
-    except (OSError, ValueError):
-        return {}

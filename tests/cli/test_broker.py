@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.cli.runner import clean_env, sentistream
-from tests.reliability.pg import free_port
+from daemon.tansu_broker import free_port
 
 # The start-up check waits 8 s for a broker; the rest is the interpreter and the database check.
 WITHIN_S = 15

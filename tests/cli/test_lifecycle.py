@@ -15,7 +15,7 @@ from tests.daemon.harness import (
     committed_and_end, count, default_env, finish_stream, log_of, make_topics, produce, start, tweet, wait_for,
 )
 from tests.reliability.streams import http_status
-from tests.reliability.pg import free_port
+from daemon.tansu_broker import free_port
 
 pytestmark = pytest.mark.kafka
 SHUTDOWN_TIMEOUT_S = 30  # the default

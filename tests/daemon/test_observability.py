@@ -1,20 +1,14 @@
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 
 import pytest
 
+from daemon.tansu_broker import free_port
 from tests.daemon.harness import DaemonThread, count, make_settings, make_topics, produce, tweet, wait_for
 
 pytestmark = pytest.mark.kafka
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port: int, path: str) -> tuple[int, str]:

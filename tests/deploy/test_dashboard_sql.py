@@ -7,7 +7,6 @@ every view runs as the read-only role deploy/postgres/initdb creates for Grafana
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import make_url
 
+from daemon.tansu_broker import free_port
 from schemas.db import upgrade
 from tests.daemon.harness import DaemonThread, count, make_settings, make_topics, produce, wait_for
 from tests.deploy.grafana import interpolate, prometheus_targets, sql_targets
@@ -49,17 +49,11 @@ class Run:
     healthcheck_rc: int
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stream_demo_through_daemon(broker, topic_names, database_url, model_dir) -> Run:
     topics = make_topics(broker, topic_names, partitions=2)
     lines = DEMO_MESSAGES.read_bytes().splitlines()
     produce(broker, topics["input"], ((None, value) for value in lines))
-    port = _free_port()
+    port = free_port()
     settings = make_settings(broker, database_url, topics, model_dir,
                              observability={"http_host": "127.0.0.1", "http_port": port, "log_level": "WARNING"})
     # The compose file's own healthcheck command, pointed at this daemon's port.

@@ -14,15 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import SpecError
-from models.packages import (
-    PREPARED_MARKER,
-    NotPreparedError,
-    PackageChecksumError,
-    PackageError,
-    locate,
-    resolve_package_base,
-)
+from models.errors import NotPreparedError, PackageChecksumError, PackageError, SpecError
+from models.packages import PREPARED_MARKER, locate, resolve_package_base
 from models.spec import load_spec, parse_spec
 from tests.cli.runner import clean_env, json_lines, sentistream
 from tests.models.gguf_factory import chunked_package, sha256_file, single_file_package, write_tiny_llama_gguf

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from tests.daemon.harness import DaemonThread, committed_and_end, count, make_settings, make_topics, tweet, wait_for
 from tests.reliability.streams import PacedProducer, http_status
-from tests.reliability.pg import free_port
+from daemon.tansu_broker import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from tests.daemon.harness import (
     wait_for,
 )
 from tests.reliability.streams import http_status
-from tests.reliability.pg import free_port
+from daemon.tansu_broker import free_port
 
 pytestmark = pytest.mark.kafka
 
