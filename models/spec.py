@@ -289,15 +289,25 @@ def preset_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
+# The seed cards' short names. Presets trained on other bases for the same card (e.g. on real small
+# weights) share the sN- prefix, so the alias names the card's own preset explicitly.
+ALIASES = {
+    "s0": "s0-gemma-2b-sparta-sst2",
+    "s1": "s1-tinyllama-qlora-tweeteval",
+    "s2": "s2-gemma-2-2b-it-lora-korean",
+    "s3": "s3-lite-oute-300m-qlora-tweeteval",
+    "s4": "s4-gpt2-lora-sst2",
+}
+
+
+def is_preset(name: str) -> bool:
+    """A preset's name or alias (else a spec file's path)."""
+    return _preset_file(name) is not None
+
+
 def _preset_file(name: str):
-    names = preset_names()
-    if name in names:
-        return _presets_dir() / f"{name}.yaml"
-    # Short aliases: "s1" for "s1-tinyllama-qlora-tweeteval".
-    matches = [n for n in names if n.split("-")[0] == name]
-    if len(matches) == 1:
-        return _presets_dir() / f"{matches[0]}.yaml"
-    return None
+    name = ALIASES.get(name, name)
+    return _presets_dir() / f"{name}.yaml" if name in preset_names() else None
 
 
 def parse_spec(data: Any, where: str = "spec") -> ModelSpec:

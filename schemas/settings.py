@@ -295,7 +295,14 @@ class TrainingSettings(_Section):
     method: Literal["lora", "qlora", "sparta", "head"] = Field(
         default="lora", description="lora; qlora (4-bit base); sparta (random sparse deltas); head (classification head only)",
     )
-    base_model: Path | None = Field(default=None, description="None: the offline MiniLM default")
+    base_model: Path | None = Field(default=None, description="None: the offline MiniLM default, or the base "
+                                    "of training.spec")
+    spec: str | None = Field(
+        default=None, description="A preset name or model spec file to train an adapter for: its base (unless "
+        "base_model is set) and labels; for a causal-LM head its prompt and max_length too, and the adapter "
+        "learns to answer with the label words (method lora or qlora; one forward pass, as served). None: a "
+        "classification head on base_model",
+    )
     labels: tuple[str, ...] = ("negative", "positive")
     adapter_name: str = "default"
     adapters_dir: Path = Path("adapters")

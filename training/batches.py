@@ -6,29 +6,22 @@ wastes most CPU time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from training.metrics import compute_metrics
-from training.readers import Example
 
 
 @dataclass
 class Encoded:
     input_ids: list[list[int]]
     labels: np.ndarray
+    # A causal LM's answer position is the last column of every row only with left padding.
+    pad_left: bool = False
 
     def __len__(self) -> int:
         return len(self.input_ids)
-
-
-def encode(tokenizer, examples: Sequence[Example], labels: Sequence[str], max_length: int) -> Encoded:
-    index = {n: i for i, n in enumerate(labels)}
-    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
-    return Encoded(ids, np.array([index[e.label] for e in examples], dtype=np.int64))
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -51,8 +44,9 @@ def collate(enc: Encoded, idx: Sequence[int], pad_id: int) -> dict[str, torch.Te
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for r, s in enumerate(seqs):
-        ids[r, : len(s)] = torch.tensor(s)
-        mask[r, : len(s)] = 1
+        cols = slice(width - len(s), width) if enc.pad_left else slice(0, len(s))
+        ids[r, cols] = torch.tensor(s)
+        mask[r, cols] = 1
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -61,21 +55,15 @@ def on_device(enc: Encoded, idx: Sequence[int], pad_id: int, device: torch.devic
 
 
 @torch.inference_mode()
-def predict(model, enc: Encoded, pad_id: int, batch_size: int = 128) -> np.ndarray:
-    """Class probabilities in input order."""
+def predict(scores: Callable, model, enc: Encoded, pad_id: int, num_labels: int, batch_size: int = 128) -> np.ndarray:
+    """Class probabilities in input order; ``scores(model, batch)`` gives a batch's label logits."""
     was_training = model.training
     model.eval()
     order = np.argsort([len(s) for s in enc.input_ids], kind="stable")
-    out = np.zeros((len(enc), model.config.num_labels), dtype=np.float32)
+    out = np.zeros((len(enc), num_labels), dtype=np.float32)
     dev = next(model.parameters()).device
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        out[idx] = torch.softmax(model(**on_device(enc, idx, pad_id, dev)).logits.float(), -1).cpu().numpy()
+        out[idx] = torch.softmax(scores(model, on_device(enc, idx, pad_id, dev)).float(), -1).cpu().numpy()
     model.train(was_training)
     return out
-
-
-def evaluate_examples(model, tokenizer, examples: Sequence[Example], labels: Sequence[str], max_length: int) -> dict:
-    enc = encode(tokenizer, examples, labels, max_length)
-    probs = predict(model, enc, tokenizer.pad_token_id or 0)
-    return compute_metrics(enc.labels, probs.argmax(1), labels)

@@ -50,7 +50,7 @@ def _train_files(args: argparse.Namespace) -> int:
 
     settings, cfg = training_settings(args)
     out = train_from_files(cfg, Path(args.train_file), Path(args.eval_file) if args.eval_file else None,
-                           Path(args.out), Path(args.report) if args.report else None)
+                           Path(args.out), Path(args.report) if args.report else None, settings.model.cache_dir)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -20,6 +20,7 @@ from training.averaging import WeightAverage
 from training.batches import Encoded, length_batches, on_device, predict
 from training.frozen_layers import FrozenLayersCache
 from training.metrics import compute_metrics
+from training.tasks import HeadTask, VerbalizerTask
 
 log = structlog.get_logger("training.loop")
 
@@ -32,7 +33,7 @@ class Run:
     """What one fit trains with, set up before the first step."""
     cfg: TrainingSettings
     model: torch.nn.Module
-    tokenizer: object
+    task: HeadTask | VerbalizerTask
     params: list[torch.nn.Parameter]
     optimizer: torch.optim.Optimizer
     loss_fn: torch.nn.Module
@@ -138,7 +139,7 @@ def backward(run: Run, state: LoopState, idx: np.ndarray) -> None:
     start = nullcontext() if run.cache is None else run.cache.feeding(
         run.cache.padded(idx, batch["input_ids"].shape[1]).to(run.device))
     with start, torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cfg.precision == "bf16"):
-        logits = run.model(**batch).logits
+        logits = run.task.scores(run.model, batch)
     accum = run.cfg.grad_accum
     loss = run.loss_fn(logits.float(), torch.from_numpy(run.train.labels[idx]).to(run.device)) / accum
     loss.backward()
@@ -158,7 +159,7 @@ def optimizer_step(run: Run, state: LoopState, schedule) -> None:
 def evaluate(run: Run, state: LoopState, epoch: float) -> bool:
     """Record one evaluation on the validation set; False when early stopping says stop."""
     with run.averaged():
-        probs = predict(run.model, run.val, run.pad)
+        probs = predict(run.task.scores, run.model, run.val, run.pad, len(run.cfg.labels))
     m = state.last = compute_metrics(run.val.labels, probs.argmax(1), run.cfg.labels)
     row = {"step": state.step, "epoch": round(epoch, 3),
            "train_loss": float(np.mean(state.losses)) if state.losses else None,

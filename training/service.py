@@ -20,7 +20,6 @@ from schemas.db import make_engine
 from schemas.settings import Settings, TrainingSettings
 from training import labels as label_store
 from training import registry
-from training.batches import evaluate_examples
 from training.dataset import Dataset, read_dataset
 from training.errors import TrainingError
 from training.gate import Decision, decide
@@ -28,6 +27,7 @@ from training.metrics import compute_metrics
 from training.outcome import NoGoldSet, Outcome, Refit, Scores, TooFewLabels
 from training.pipeline import base_model_dir
 from training.report import write_report
+from training.tasks import evaluate_examples
 from training.trainer import FitResult, fit
 
 log = structlog.get_logger("training.service")
@@ -49,21 +49,22 @@ def run_once(settings: Settings, cfg: TrainingSettings, *, force: bool = False,
         why = (f"no labels by {list(cfg.gold_labelers)} in the gold slice" if cfg.gold_labelers
                else "gold set is empty; import more labels")
         return NoGoldSet(why, data.labels)
-    return refit(engine, cfg, data, new, progress)
+    return refit(engine, cfg, data, new, progress, settings.model.cache_dir)
 
 
-def refit(engine: Engine, cfg: TrainingSettings, data: Dataset, new_labels: int, progress: bool) -> Refit:
+def refit(engine: Engine, cfg: TrainingSettings, data: Dataset, new_labels: int, progress: bool,
+          cache_dir: Path | None = None) -> Refit:
     """Fit a candidate, measure it against the active adapter, register it, promote or reject it."""
     name = cfg.adapter_name
     act = registry.active(engine, name)
     warm = Path(act["artifact_path"]) if act and cfg.warm_start else None
     version = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     out = cfg.adapters_dir / name / version
-    base = base_model_dir(cfg)
+    base = base_model_dir(cfg, cache_dir)
     log.info("trainer.refit", version=version, new_labels=new_labels, train=len(data.train), val=len(data.val),
              gold=len(data.gold), gold_slice_ignored=data.gold_slice_ignored)
     fitted = fit(cfg, base, data.train, data.val, out, warm_start=warm, progress=progress)
-    scores = measure(engine, cfg, fitted, data, act, version)
+    scores = measure(engine, cfg, fitted, data, act, version, cache_dir)
     result = Refit(version=version, metric=cfg.primary_metric, scores=scores, decision=gate(cfg, scores),
                    counts=data.counts(), watermark=data.watermark)
     registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
@@ -77,15 +78,16 @@ def refit(engine: Engine, cfg: TrainingSettings, data: Dataset, new_labels: int,
 
 
 def measure(engine: Engine, cfg: TrainingSettings, fitted: FitResult, data: Dataset, act: dict | None,
-            version: str) -> Scores:
+            version: str, cache_dir: Path | None = None) -> Scores:
     """The candidate and the active adapter on the gold set, and the active adapter on the new labels
     (noisy labels?) unless that check is off. An active adapter without gold metrics keeps these."""
-    candidate = evaluate_examples(fitted.model, fitted.tokenizer, data.gold, cfg.labels, cfg.max_length)
+    candidate = evaluate_examples(fitted.model, fitted.task, data.gold)
     if not act:
         return Scores(candidate)
     check_labels = bool(data.new_train) and cfg.label_noise_tolerance < 1
     active, *on_new = evaluate_adapter(cfg, Path(act["artifact_path"]), data.gold,
-                                       *([data.new_train] if check_labels else []), sha256=act["sha256"])
+                                       *([data.new_train] if check_labels else []), sha256=act["sha256"],
+                                       cache_dir=cache_dir)
     registry.record_gold(engine, act["version"], active, scored_by=version)
     return Scores(candidate, active, 1.0 - on_new[0]["accuracy"] if on_new else None)
 
@@ -103,7 +105,7 @@ def adapter_sha256(path: Path) -> str:
 
 
 def evaluate_adapter(cfg: TrainingSettings, adapter_dir: Path, *example_sets,
-                     sha256: str | None = None) -> list[dict]:
+                     sha256: str | None = None, cache_dir: Path | None = None) -> list[dict]:
     """Metrics of a registered adapter on each set (today's gold set, the new labels), loaded once,
     by the daemon's loader (its checks, the registry's sha256); in fp32, as the candidate is measured."""
     from pydantic import ValidationError
@@ -113,7 +115,7 @@ def evaluate_adapter(cfg: TrainingSettings, adapter_dir: Path, *example_sets,
 
     try:
         model = ModelSettings(path=cfg.base_model, adapter_path=adapter_dir, adapter_sha256=sha256,
-                              labels=cfg.labels, max_length=cfg.max_length, device=cfg.device, precision="fp32")
+                              device=cfg.device, precision="fp32", cache_dir=cache_dir, **spec_settings(cfg))
     except ValidationError as e:
         raise TrainingError(f"adapter {adapter_dir}: {e.errors()[0]['msg']}") from None
     clf = load_classifier(model)
@@ -121,6 +123,16 @@ def evaluate_adapter(cfg: TrainingSettings, adapter_dir: Path, *example_sets,
     return [compute_metrics([index[e.label] for e in examples],
                             clf.classify([e.text for e in examples]).probs.argmax(1), cfg.labels)
             for examples in example_sets]
+
+
+def spec_settings(cfg: TrainingSettings) -> dict:
+    """The model settings naming what the adapter was trained for: ``training.spec`` (its labels and
+    prompt), else the labels and length the head was trained with."""
+    if cfg.spec is None:
+        return {"labels": cfg.labels, "max_length": cfg.max_length}
+    from models.spec import is_preset
+
+    return {"preset": cfg.spec} if is_preset(cfg.spec) else {"spec_file": Path(cfg.spec)}
 
 
 def serve(settings: Settings, cfg: TrainingSettings, *, consume: bool = True,

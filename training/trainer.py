@@ -1,7 +1,8 @@
 """Fit an adapter by the configured method (training/methods) on labeled examples.
 
-Class-weighted cross-entropy, early stopping on the validation primary metric (training/loop),
-fixed seeds; the bottom ``frozen_layers`` run once per example (training/frozen_layers).
+Class-weighted cross-entropy over the task's label scores (training/tasks: a classification head,
+or a causal-LM spec's label words), early stopping on the validation primary metric
+(training/loop), fixed seeds; the bottom ``frozen_layers`` run once per example (training/frozen_layers).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from models.pooling import TRAINING_META, adapter_pooling, apply_pooling, base_p
 from schemas.settings import TrainingSettings
 from training import methods
 from training.averaging import WeightAverage
-from training.batches import Encoded, encode, on_device
+from training.batches import Encoded, on_device
 from training.errors import TrainingError
 from training.frozen_layers import FrozenLayersCache
 from training.loop import LoopState, Run, train_loop
 from training.methods.common import train_device
 from training.readers import Example
+from training.tasks import CAUSAL_HEADS, HeadTask, VerbalizerTask, load_task_spec, task_for
 
 log = structlog.get_logger("training.trainer")
 
@@ -42,7 +44,7 @@ class FitResult:
     seconds: float = 0.0
     stopped: str = "epochs"
     model: object = None  # the fitted model (the weights kept), for evaluating without a reload
-    tokenizer: object = None
+    task: HeadTask | VerbalizerTask | None = None  # how it reads examples and answers
 
 
 def fit(
@@ -57,31 +59,39 @@ def fit(
     on_eval: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train, keep the best validation state, save it in the method's adapter format in ``out_dir``."""
-    check_inputs(cfg, train, val, warm_start)
-    run = set_up(cfg, base_dir, train, val, warm_start, on_eval)
+    spec = load_task_spec(cfg.spec, cfg.labels)
+    check_inputs(cfg, train, val, warm_start, spec)
+    run = set_up(cfg, base_dir, train, val, warm_start, on_eval, spec)
     log.info("fit.start", train=len(run.train), val=len(run.val), steps=run.total_steps, method=cfg.method,
              trainable=sum(p.numel() for p in run.params))
     state = train_loop(run, progress)
     best = keep_chosen_weights(run, state)
-    save_adapter(run.model, cfg, Path(out_dir), base_dir, best=best, stopped=state.stopped)
+    save_adapter(run.model, cfg, Path(out_dir), base_dir, best=best, stopped=state.stopped, spec=spec)
     seconds = time.monotonic() - run.t0
     log.info("fit.done", steps=state.step, seconds=round(seconds, 1), stopped=state.stopped,
              **{f"best_val_{cfg.primary_metric}": round(state.best_score, 4)})
     return FitResult(adapter_dir=Path(out_dir), best=best, history=state.history, steps=state.step,
-                     seconds=seconds, stopped=state.stopped, model=run.model.eval(), tokenizer=run.tokenizer)
+                     seconds=seconds, stopped=state.stopped, model=run.model.eval(), task=run.task)
 
 
 def check_inputs(cfg: TrainingSettings, train: Sequence[Example], val: Sequence[Example],
-                 warm_start: Path | None) -> None:
+                 warm_start: Path | None, spec=None) -> None:
     if not train or not val:
         raise TrainingError(f"need training and validation examples, got {len(train)} and {len(val)}")
+    if spec is not None and spec.head in CAUSAL_HEADS:
+        if cfg.method not in ("lora", "qlora"):
+            raise TrainingError(f"training.method {cfg.method!r} trains a classification head, and spec "
+                                f"{spec.name!r} answers with label words; set training.method to lora or qlora")
+        if cfg.frozen_layers:
+            raise TrainingError(f"training.frozen_layers: spec {spec.name!r} answers with label words, which the "
+                                "frozen layers' cache does not serve; set training.frozen_layers to 0")
     if warm_start is not None and (cfg.method in methods.NO_WARM_START or is_sparta_dir(warm_start)):
         raise TrainingError(f"training.warm_start: cannot continue from {warm_start} with method {cfg.method!r} "
                             "(SpaRTA-format adapters hold deltas against the base); set warm_start to false")
 
 
 def set_up(cfg: TrainingSettings, base_dir: Path, train: Sequence[Example], val: Sequence[Example],
-           warm_start: Path | None, on_eval: Callable[[dict], None] | None) -> Run:
+           warm_start: Path | None, on_eval: Callable[[dict], None] | None, spec=None) -> Run:
     """Seeds, the tokenized examples, the model and its optimizer, the loss, the frozen layers' cache."""
     from transformers import AutoTokenizer
 
@@ -90,15 +100,16 @@ def set_up(cfg: TrainingSettings, base_dir: Path, train: Sequence[Example], val:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     tok = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
-    tr, va = encode(tok, train, cfg.labels, cfg.max_length), encode(tok, val, cfg.labels, cfg.max_length)
-    model = build_model(cfg, base_dir, cfg.labels, warm_start)
+    task = task_for(spec, tok, cfg.labels, cfg.max_length)
+    tr, va = task.encode(train), task.encode(val)
+    model = build_model(cfg, base_dir, cfg.labels, warm_start, causal=task.causal)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(cfg, params)
     dev = params[0].device
     weights = class_weights(cfg, tr.labels, len(cfg.labels))
     pad = tok.pad_token_id or 0
-    return Run(cfg=cfg, model=model, tokenizer=tok, params=params, optimizer=opt,
+    return Run(cfg=cfg, model=model, task=task, params=params, optimizer=opt,
                loss_fn=torch.nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev)),
                train=tr, val=va, pad=pad, device=dev, rng=np.random.default_rng(cfg.seed), t0=t0,
                total_steps=total_steps(cfg, len(tr)),
@@ -132,15 +143,19 @@ def class_weights(cfg: TrainingSettings, y: np.ndarray, k: int) -> torch.Tensor 
     return torch.tensor(cfg.class_weights, dtype=torch.float32)
 
 
-def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
+def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None,
+                *, causal: bool = False):
     """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start`` (a PEFT adapter, for
-    methods that can continue from one), that adapter on top, with the pooling it was trained with."""
-    model = methods.method(cfg.method).build(cfg, base_dir, labels, warm_start)
+    methods that can continue from one), that adapter on top, with the pooling it was trained with.
+    ``causal``: the base's language-model head scores the label words (no classification head)."""
+    model = methods.method(cfg.method).build(cfg, base_dir, labels, warm_start, **({"causal": True} if causal else {}))
+    dev = train_device(cfg)
+    if causal:
+        return model if next(model.parameters()).device.type == dev.type else model.to(dev)
     if warm_start is not None:
         pooling = adapter_pooling(warm_start)
     else:
         pooling = base_pooling(base_dir) if cfg.pooling == "auto" else cfg.pooling
-    dev = train_device(cfg)
     # A 4-bit base is placed while it loads (and refuses .to); the others load on the CPU.
     if next(model.parameters()).device.type != dev.type:
         model = model.to(dev)
@@ -181,7 +196,8 @@ def keep_chosen_weights(run: Run, state: LoopState) -> dict:
     return state.best
 
 
-def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, *, best: dict, stopped: str) -> None:
+def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, *, best: dict, stopped: str,
+                 spec=None) -> None:
     import peft
     import transformers
 
@@ -193,6 +209,7 @@ def save_adapter(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path, *,
         "base_model": base_dir.name,
         "method": cfg.method,
         "pooling": pooling_of(model),
+        **({"spec": spec.name, "head": spec.head} if spec is not None else {}),
         "hyperparameters": cfg.model_dump(mode="json", include={
             "max_length", "learning_rate", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs",
             "class_weights", "early_stopping_patience", "keep", "precision", "max_train_seconds", "seed",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.classifier import SpecClassifier
-from models.quant import bnb_config
+from models.quant import bnb_config, load_kwargs
 from models.spec import QuantizationSpec
 from tests.models.factories import random_texts, save_lora, seq_spec
 
@@ -36,3 +36,16 @@ def test_quantized_modes_run_on_cpu(mode, layer, tiny_base, tmp_path):
     # Relative error of the logits: small but not zero (the weights really are quantized).
     rel = ((q.scores(texts) - ref).abs().max() / ref.abs().max()).item()
     assert 0 < rel < 0.2
+
+
+@pytest.mark.parametrize(("native", "asked", "used"), [
+    (False, "bfloat16", torch.float32),  # emulated bf16: float32 is many times faster
+    (True, "bfloat16", torch.bfloat16),
+    (False, "float16", torch.float16),  # only bf16 falls back: another dtype was chosen on purpose
+])
+def test_4bit_compute_dtype_follows_the_hardware(monkeypatch, native, asked, used):
+    # Which bf16 the CPU running the test has is not the test's to choose: the detection is replaced.
+    monkeypatch.setattr("models.runtime.native_bf16", lambda device: native)
+    kw = load_kwargs(QuantizationSpec(mode="nf4", double_quant=True, compute_dtype=asked), torch.device("cpu"))
+    assert kw["quantization_config"].bnb_4bit_compute_dtype == used and kw["dtype"] == used
+    assert load_kwargs(QuantizationSpec(mode="bf16"), torch.device("cpu"))["dtype"] == torch.bfloat16

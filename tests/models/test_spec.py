@@ -6,16 +6,33 @@ import pytest
 
 from models.base import Classifier
 from models.errors import LabelMismatchError, SpecError
-from models.loading import load_classifier, spec_from_settings
-from models.spec import load_spec, preset_names
+from models.loading import is_sparta_dir, load_classifier, spec_from_settings
+from models.lora import check_lora_dir
+from models.spec import ALIASES, load_spec, preset_names
 from schemas.settings import ModelSettings
 from tests.models.factories import random_texts, save_lora
 
 
 def test_every_preset_is_valid():
-    assert len(preset_names()) == 6
     for name in preset_names():
         assert load_spec(name).name == name
+
+
+def test_the_short_names_are_the_seed_cards():
+    """Presets of the same card on other bases share the sN- prefix; the alias stays the card's own."""
+    for alias, name in ALIASES.items():
+        assert name.startswith(alias + "-") and load_spec(alias).name == name
+
+
+def test_every_shipped_adapter_is_in_the_package():
+    """A preset that names an adapter directory ships it, in the format its kind says."""
+    shipped = [load_spec(n).adapter for n in preset_names() if load_spec(n).adapter.path is not None]
+    assert len(shipped) >= 3  # the default MiniLM and the SmolLM2 cards at least
+    for adapter in shipped:
+        if adapter.kind == "lora":
+            check_lora_dir(adapter.path)
+        else:
+            assert is_sparta_dir(adapter.path), adapter.path
 
 
 def test_presets_carry_the_seed_cards():

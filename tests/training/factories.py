@@ -9,7 +9,7 @@ import numpy as np
 
 from models.spec import load_spec
 from schemas.settings import TrainingSettings
-from training.batches import encode, predict
+from training.tasks import predict_examples
 from training.readers import Example
 
 POS = ["great", "wonderful", "fantastic", "best", "happy", "loved", "good"]
@@ -44,5 +44,4 @@ def spec_for(base, adapter, kind: str, **changes):
 
 
 def trained_probs(res, cfg, examples) -> np.ndarray:
-    enc = encode(res.tokenizer, examples, cfg.labels, cfg.max_length)
-    return predict(res.model, enc, res.tokenizer.pad_token_id)
+    return predict_examples(res.model, res.task, examples)

@@ -9,7 +9,7 @@ from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
 from training.averaging import WeightAverage
-from training.batches import evaluate_examples
+from training.tasks import evaluate_examples
 from training.trainer import fit
 from tests.training.factories import settings
 
@@ -48,6 +48,5 @@ def test_fit_saves_the_averaged_weights_it_reported(keep, tiny_bert_dir, data, t
     # What was saved is the model handed back, and that model scores what the run reported for it.
     held = get_peft_model_state_dict(averaged.model)
     assert all(torch.equal(held[k].cpu(), b[k]) for k in b)
-    cfg = settings(tiny_bert_dir, "lora")
-    again = evaluate_examples(averaged.model, averaged.tokenizer, val, cfg.labels, cfg.max_length)
+    again = evaluate_examples(averaged.model, averaged.task, val)
     assert again["accuracy"] == averaged.best["accuracy"]

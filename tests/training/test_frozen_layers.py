@@ -13,7 +13,8 @@ from transformers import AutoModelForSequenceClassification, GPT2Config, GPT2For
 
 from models.classifier import SpecClassifier
 from training.errors import TrainingError
-from training.batches import collate, encode
+from training.batches import collate
+from training.tasks import HeadTask
 from training.frozen_layers import FrozenLayersCache, targets_above
 from training.trainer import build_model, fill_frozen_layers_cache, fit
 from tests.factories import copy_tokenizer
@@ -35,7 +36,7 @@ def test_model_fed_from_the_cache_computes_what_the_whole_model_computes(tiny_be
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    enc = encode(tok, data[0], cfg.labels, cfg.max_length)
+    enc = HeadTask(tok, cfg.labels, cfg.max_length).encode(data[0])
     cache = fill_frozen_layers_cache(model, cfg, enc, tok.pad_token_id, torch.device("cpu"))
     assert len(cache.states) == len(enc)
     assert [len(s) for s in cache.states] == [len(ids) for ids in enc.input_ids]  # stored without padding

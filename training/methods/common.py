@@ -15,11 +15,16 @@ from training.errors import TrainingError
 HEAD_NAMES = ("classifier", "score")
 
 
-def load_base(base_dir: Path, labels: Sequence[str], *, serving_init: bool = False, **kwargs) -> nn.Module:
+def load_base(base_dir: Path, labels: Sequence[str], *, serving_init: bool = False, causal: bool = False,
+              **kwargs) -> nn.Module:
     """``serving_init``: seed 0 right before loading, as models/ does, so a head the base lacks is
-    initialised exactly as the daemon will initialise it (adapters storing head deltas need that)."""
-    from transformers import AutoModelForSequenceClassification
+    initialised exactly as the daemon will initialise it (adapters storing head deltas need that).
+    ``causal``: the language model itself, whose head scores the label words."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    if causal:
+        return AutoModelForCausalLM.from_pretrained(base_dir, trust_remote_code=False, use_safetensors=True,
+                                                    **kwargs)
     state = torch.random.get_rng_state()
     if serving_init:
         torch.manual_seed(0)

@@ -13,7 +13,9 @@ from training.methods.common import load_base
 HYPERPARAMETERS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save")
 
 
-def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modules_to_save: Sequence[str]):
+def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modules_to_save: Sequence[str],
+           *, causal: bool = False):
+    """``causal``: the LM head scores the label words, so nothing but the LoRA weights is saved."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if warm_start is not None:
@@ -24,18 +26,19 @@ def attach(cfg: TrainingSettings, base: nn.Module, warm_start: Path | None, modu
 
         targets = targets_above(base, cfg.target_modules, cfg.frozen_layers)
     lora = LoraConfig(
-        task_type="SEQ_CLS",
+        task_type="CAUSAL_LM" if causal else "SEQ_CLS",
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=targets,
-        modules_to_save=list(modules_to_save),
+        modules_to_save=None if causal else list(modules_to_save),
     )
     return get_peft_model(base, lora)
 
 
-def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
-    return attach(cfg, load_base(base_dir, labels), warm_start, cfg.modules_to_save)
+def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None, *,
+          causal: bool = False):
+    return attach(cfg, load_base(base_dir, labels, causal=causal), warm_start, cfg.modules_to_save, causal=causal)
 
 
 def save(model, cfg: TrainingSettings, out_dir: Path, base_dir: Path) -> dict:

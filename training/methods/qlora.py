@@ -23,7 +23,8 @@ def quantization(cfg: TrainingSettings):
     return QuantizationSpec(mode="nf4", double_quant=True, compute_dtype=cfg.qlora_compute_dtype)
 
 
-def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None):
+def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_start: Path | None = None, *,
+          causal: bool = False):
     from models import quant
     from models.errors import MissingBackendError
 
@@ -34,7 +35,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
         raise TrainingError(f"training.method 'qlora': {e}") from None
     from peft import prepare_model_for_kbit_training
 
-    base = load_base(base_dir, labels, **kwargs)
+    base = load_base(base_dir, labels, causal=causal, **kwargs)
     for m in base.modules():
         # bitsandbytes repacks 4-bit weights for AVX512-BF16 inference at the first eval-mode
         # forward and never unpacks them; a training forward after a validation pass then fails.
@@ -44,7 +45,7 @@ def build(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], warm_sta
     base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=dev.type == "cuda")
     # Only the full-precision head can be saved whole; a 4-bit pooler gets LoRA like any linear.
     keep = [m for m in cfg.modules_to_save if m in quant.HEAD_MODULES]
-    return lora.attach(cfg, base, warm_start, keep)
+    return lora.attach(cfg, base, warm_start, keep, causal=causal)
 
 
 def optimizer(params: list, cfg: TrainingSettings) -> torch.optim.Optimizer:
