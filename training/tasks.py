@@ -89,9 +89,6 @@ def load_task_spec(name: str | None, labels: Sequence[str]):
 def task_for(spec, tokenizer, labels: Sequence[str], max_length: int) -> HeadTask | VerbalizerTask:
     """The spec's prompt and label words for a causal-LM spec; else the text into a head."""
     if spec is not None and spec.head in CAUSAL_HEADS:
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
         return VerbalizerTask(spec, tokenizer, tuple(labels))
     return HeadTask(tokenizer, tuple(labels), max_length)
 

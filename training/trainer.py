@@ -148,7 +148,9 @@ def build_model(cfg: TrainingSettings, base_dir: Path, labels: Sequence[str], wa
     """A model whose trainable parameters are ``cfg.method``'s. With ``warm_start`` (a PEFT adapter, for
     methods that can continue from one), that adapter on top, with the pooling it was trained with.
     ``causal``: the base's language-model head scores the label words (no classification head)."""
-    model = methods.method(cfg.method).build(cfg, base_dir, labels, warm_start, **({"causal": True} if causal else {}))
+    build = methods.method(cfg.method).build
+    # Only lora and qlora build causal models; check_inputs refuses a causal spec for the others.
+    model = build(cfg, base_dir, labels, warm_start, causal=True) if causal else build(cfg, base_dir, labels, warm_start)
     dev = train_device(cfg)
     if causal:
         return model if next(model.parameters()).device.type == dev.type else model.to(dev)
