@@ -8,8 +8,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 ARG TORCH_VERSION=2.13.0
-# Extras from pyproject.toml the services need (quantization, SparTA adapters, trainer).
-ARG EXTRAS=quant,sparta,train
+# Extras from pyproject.toml the services need (quantization, SparTA adapters, trainer, console).
+ARG EXTRAS=quant,sparta,train,console
 
 # ---- requirements: pinned dependency list from pyproject.toml --------------------------------
 # A separate stage so that editing source code does not invalidate the dependency layers.

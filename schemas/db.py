@@ -71,11 +71,17 @@ class PredictionRow(Base):
     received_at: Mapped[datetime] = mapped_column(TZ)
     classified_at: Mapped[datetime] = mapped_column(TZ)
     written_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    # Top-1 minus top-2 score (schemas.scores.margin): the console's labelling queue reads the least
+    # first. Null on rows written before revision 0005.
+    margin: Mapped[float | None] = mapped_column(Float)
 
+    # Revision 0005 also adds a pg_trgm index on text where the extension can be created (the
+    # console's text search); it is not declared here because it may be absent.
     __table_args__ = (
         Index("ix_predictions_classified_at", "classified_at"),
         Index("ix_predictions_source_classified_at", "source", "classified_at"),
         Index("ix_predictions_label", "label"),
+        Index("ix_predictions_margin", "margin", "message_id"),
     )
 
 
@@ -97,6 +103,7 @@ class DeadLetterRow(Base):
         # The record's position is its identity: a replay after a crash inserts nothing new.
         UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
         Index("ix_dead_letters_kind_failed_at", "error_kind", "failed_at"),
+        Index("ix_dead_letters_failed_at", "failed_at"),
     )
 
 
@@ -115,6 +122,8 @@ class LabelRow(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "labeled_by", name="uq_labels_message_labeler"),
         Index("ix_labels_labeled_at", "labeled_at"),
+        # The console: a labeller's last label (undo) and their progress.
+        Index("ix_labels_labeled_by_labeled_at", "labeled_by", "labeled_at"),
     )
 
 
@@ -267,3 +276,35 @@ class AdapterRow(Base):
               postgresql_where=sql_text("status = 'active'"), sqlite_where=sql_text("status = 'active'")),
         CheckConstraint("status IN ('candidate', 'active', 'rejected', 'retired')", name="ck_adapters_status"),
     )
+
+
+class ConsoleUserRow(Base):
+    """A console login; ``sentistream users`` manages them. The password is an argon2 hash."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    # viewer < labeller < curator < admin
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'labeller', 'curator', 'admin')", name="ck_console_users_role"),
+    )
+
+
+class ConsoleAuditRow(Base):
+    """Who did what in the console that changed more than a label (promote, rollback, users)."""
+
+    __tablename__ = "console_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(TZ, server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    __table_args__ = (Index("ix_console_audit_at", "at"),)

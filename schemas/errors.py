@@ -25,3 +25,7 @@ class SchemaNotCurrent(SentistreamError):
 
 class BrokerUnavailable(SentistreamError):
     """No Kafka broker answered at the configured bootstrap servers."""
+
+
+class RegistryError(SentistreamError):
+    """An adapters-registry operation is not possible (unknown version, nothing to roll back to)."""

@@ -393,6 +393,28 @@ class TrainingSettings(_Section):
         return names
 
 
+class ConsoleSettings(_Section):
+    """The analyst console (``sentistream console``): a web application on the same database."""
+
+    host: str = Field(default="127.0.0.1", description="Address the console listens on; 0.0.0.0 exposes it.")
+    port: int = Field(default=8090, ge=1, le=65535, description="TCP port of the console's pages and /metrics.")
+    secret_key: SecretStr | None = Field(default=None, description="Signs the session cookies (secret: never "
+                                         "logged). Unset: a random key per process, so sessions end at restart.")
+    session_max_age_s: PositiveInt = Field(default=8 * 3600, description="A login lasts this long.")
+    login_attempts_per_minute: PositiveInt = Field(default=5, description="Failed logins per user and address "
+                                                   "in one minute before further tries get HTTP 429.")
+    refresh_s: PositiveFloat = Field(default=10.0, description="How often the live view fetches new numbers.")
+    daemon_metrics_url: str | None = Field(default=None, description="The daemon's /metrics URL (consumer lag "
+                                           "on the live view); unset or unreachable: shown as not reachable.")
+    window_minutes: PositiveInt = Field(default=60, description="The recent window the live view and the drift "
+                                        "check read.")
+    drift_share_bound: float = Field(default=0.15, gt=0, le=1, description="Warn when a label's share in a "
+                                     "source differs from its share in the active adapter's training data by "
+                                     "more than this.")
+    drift_confidence_bound: float = Field(default=0.1, gt=0, le=1, description="Warn when a source's mean "
+                                          "confidence is this much below the active adapter's gold-set accuracy.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -409,6 +431,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     training: TrainingSettings = TrainingSettings()
+    console: ConsoleSettings = ConsoleSettings()
     shutdown_timeout_s: PositiveFloat = Field(default=30.0, description="SIGTERM: time to finish in-flight batches.")
     data_dir: Path | None = Field(default=None, description="Datasets, e.g. ../shared/data")
 

@@ -4,6 +4,7 @@ last refit, and a replay window that keeps the cost of a refit flat however many
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -29,6 +30,10 @@ class Dataset:
     def counts(self) -> Counts:
         return Counts(train=len(self.train), val=len(self.val), gold=len(self.gold),
                       gold_slice_ignored=self.gold_slice_ignored, new_labels_checked=len(self.new_train))
+
+    def label_counts(self) -> dict[str, int]:
+        """Examples per label in the training set: the console's drift check compares live shares to it."""
+        return dict(sorted(Counter(e.label for e in self.train).items()))
 
 
 def read_dataset(engine: Engine, cfg: TrainingSettings, since: int) -> Dataset:

@@ -1,4 +1,7 @@
-from schemas.errors import SentistreamError
+# RegistryError lives in schemas with the registry (the console changes it too); re-exported here.
+from schemas.errors import RegistryError, SentistreamError
+
+__all__ = ["DatasetError", "LabelError", "RegistryError", "TrainingError"]
 
 
 class TrainingError(SentistreamError):
@@ -11,7 +14,3 @@ class DatasetError(TrainingError):
 
 class LabelError(DatasetError):
     """A label value names none of the model's classes."""
-
-
-class RegistryError(TrainingError):
-    """An adapters-registry operation is not possible (unknown version, nothing to roll back to)."""

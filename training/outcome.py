@@ -3,7 +3,7 @@ and the trainer loop logs."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from training.gate import Decision
@@ -62,6 +62,7 @@ class Refit:
     decision: Decision
     counts: Counts
     watermark: int  # the highest labels.id the refit read
+    train_label_counts: dict[str, int] = field(default_factory=dict)  # examples per label trained on
 
     @property
     def action(self) -> str:
@@ -78,7 +79,8 @@ class Refit:
         """The registry row's ``metrics``: these scores with the fit's validation record."""
         return {"gold": self.scores.candidate, "val": fitted.best, "active_gold": self.scores.active,
                 "history": fitted.history, "counts": asdict(self.counts),
-                "new_label_error": self.scores.new_label_error, "fit_seconds": fitted.seconds}
+                "new_label_error": self.scores.new_label_error, "fit_seconds": fitted.seconds,
+                "train_label_counts": self.train_label_counts}
 
 
 Outcome = Skipped | Refit

@@ -66,7 +66,7 @@ def refit(engine: Engine, cfg: TrainingSettings, data: Dataset, new_labels: int,
     fitted = fit(cfg, base, data.train, data.val, out, warm_start=warm, progress=progress)
     scores = measure(engine, cfg, fitted, data, act, version, cache_dir)
     result = Refit(version=version, metric=cfg.primary_metric, scores=scores, decision=gate(cfg, scores),
-                   counts=data.counts(), watermark=data.watermark)
+                   counts=data.counts(), watermark=data.watermark, train_label_counts=data.label_counts())
     registry.register(engine, name=name, version=version, kind=cfg.method, base_model=base.name,
                       artifact_path=out.resolve(), sha256=adapter_sha256(out), metrics=result.registry_metrics(fitted),
                       parent_version=act["version"] if act else None, label_watermark=data.watermark)

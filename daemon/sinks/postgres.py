@@ -12,6 +12,7 @@ from daemon.batch import Batch
 from daemon.errors import SinkRejected, SinkUnavailable
 from daemon.sinks.base import OffsetCommit, Sink
 from schemas.db import DeadLetterRow, PredictionRow, database_engine, describe_error, dialect_insert
+from schemas.scores import margin
 from schemas.settings import DatabaseSettings
 
 
@@ -28,7 +29,7 @@ def prediction_rows(batch: Batch) -> list[dict]:
             "lang_supported": p.lang_supported,
             "author": m.author, "message_created_at": m.created_at, "topic": item.topic,
             "partition": item.partition, "offset": item.offset, "latency_ms": p.latency_ms,
-            "received_at": p.received_at, "classified_at": p.classified_at,
+            "received_at": p.received_at, "classified_at": p.classified_at, "margin": margin(p.scores),
         })
     return rows
 

@@ -15,7 +15,8 @@ from tests.cli.runner import clean_env, sentistream
 
 COMMANDS = [("run",), ("classify",), ("demo",), ("db",), ("db", "upgrade"), ("labels",), ("labels", "import"),
             ("train",), ("trainer",), ("adapters",), ("adapters", "list"), ("adapters", "promote"),
-            ("adapters", "rollback"), ("models",), ("models", "prepare")]
+            ("adapters", "rollback"), ("models",), ("models", "prepare"), ("console",), ("users",),
+            ("users", "add"), ("users", "list"), ("users", "remove")]
 
 
 def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):

@@ -27,6 +27,7 @@ REQUIRED_SECRETS = {
     "POSTGRES_PASSWORD": "test-postgres-pw",
     "GRAFANA_DB_PASSWORD": "test-reader-pw",
     "GRAFANA_ADMIN_PASSWORD": "test-admin-pw",
+    "CONSOLE_SECRET_KEY": "test-console-key",
 }
 PROFILES = ("gpu", "cpu", "demo")
 # Long-running daemon flavours; each profile runs one of them.

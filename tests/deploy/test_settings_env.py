@@ -42,7 +42,7 @@ def test_every_sentistream_variable_in_env_example_is_a_setting():
     assert not unknown, f".env.example documents variables that are no settings: {unknown}"
 
 
-@pytest.mark.parametrize("service", [*DAEMONS, "trainer", "trainer-cpu", "migrate"])
+@pytest.mark.parametrize("service", [*DAEMONS, "trainer", "trainer-cpu", "migrate", "console"])
 def test_compose_environment_makes_valid_settings(config, service, monkeypatch):
     for var in list(os.environ):
         if var.startswith(ENV_PREFIX):

@@ -16,7 +16,8 @@ ACTIVE = compute_metrics([0, 0, 1, 1], [0, 1, 1, 1], LABELS)
 
 def refit(scores: Scores, decision: Decision, metric: str = "macro_f1") -> Refit:
     return Refit(version="default-2", metric=metric, scores=scores, decision=decision,
-                 counts=Counts(train=10, val=3, gold=4, gold_slice_ignored=1, new_labels_checked=5), watermark=42)
+                 counts=Counts(train=10, val=3, gold=4, gold_slice_ignored=1, new_labels_checked=5), watermark=42,
+                 train_label_counts={"negative": 6, "positive": 4})
 
 
 def test_a_refit_prints_its_primary_metric_under_computed_keys_in_the_order_it_always_had():
@@ -44,4 +45,5 @@ def test_the_registry_row_keeps_the_scores_with_the_fit_record():
     metrics = refit(Scores(GOLD, ACTIVE, 0.25), Decision(True, [])).registry_metrics(fitted)
     assert metrics == {"gold": GOLD, "val": {"accuracy": 0.9}, "active_gold": ACTIVE, "history": [{"step": 5}],
                        "counts": {"train": 10, "val": 3, "gold": 4, "gold_slice_ignored": 1, "new_labels_checked": 5},
-                       "new_label_error": 0.25, "fit_seconds": 12.5}
+                       "new_label_error": 0.25, "fit_seconds": 12.5,
+                       "train_label_counts": {"negative": 6, "positive": 4}}

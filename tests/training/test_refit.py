@@ -4,6 +4,7 @@ and the saved adapter (head included) reloads through models/ with the same pred
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -57,6 +58,8 @@ def test_refit_promotes_then_gates(database_url, cfg):
     counts = row["metrics"]["counts"]
     assert counts == {"train": len(train), "val": len(val), "gold": len(gold), "gold_slice_ignored": 0,
                       "new_labels_checked": len(train)}
+    # The console's drift check compares live label shares to these.
+    assert row["metrics"]["train_label_counts"] == dict(sorted(Counter(e.label for e in train).items()))
 
     # Reloaded as the daemon loads it: the classification head survives, predictions match the gold
     # metrics. fp32 (not the default auto), as the trainer measures the gold set.
