@@ -17,12 +17,22 @@ from tests.conftest import REPO
 
 PROMETHEUS = REPO / "deploy" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
+NEEDS_PROMTOOL = pytest.mark.skipif(shutil.which("promtool") is None,
+                                    reason="promtool not installed (make prometheus-tool)")
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (make prometheus-tool)")
+@NEEDS_PROMTOOL
 def test_promtool_accepts_the_rules():
     proc = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@NEEDS_PROMTOOL
+def test_a_drift_held_for_30_minutes_fires_and_a_blip_does_not():
+    """deploy/prometheus/alerts_test.yml: forced series through the rules, as Prometheus evaluates them."""
+    proc = subprocess.run(["promtool", "test", "rules", str(PROMETHEUS / "alerts_test.yml")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_prometheus_loads_the_rules_file():
