@@ -17,7 +17,7 @@ from schemas.settings import DatabaseSettings, RetrySettings
 
 COLUMNS = ("message_id", "text", "label", "label_id", "scores", "confidence", "model_version", "adapter_version",
            "source", "lang", "lang_supported", "author", "message_created_at", "topic", "partition", "offset", "latency_ms",
-           "received_at", "classified_at")
+           "received_at", "classified_at", "margin")
 
 
 class Record:
