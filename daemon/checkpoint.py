@@ -47,6 +47,10 @@ class GroupMember(Protocol):
 class Checkpoint:
     def __init__(self, db: Sink, out: Sink, source: GroupMember, metrics: Metrics) -> None:
         self.db, self.out, self.source, self.metrics = db, out, source, metrics
+        # Every step that can fail exports its failure counter from the start, at 0: a series that
+        # appears only on the first failure leaves the dashboard's panel and rate() without data.
+        for step in (db.name, out.name, "group", "offsets"):
+            metrics.sink_failures.labels(step)
         # Offsets written but not yet committed: a commit refused during a rebalance, or any step 3
         # while revoking. The revoke callback commits them before the partitions are given up.
         self._pending: dict[TopicPartition, int] = {}

@@ -276,3 +276,10 @@ def test_a_batch_without_offsets_commits_nothing(mode):
     cp, ledger, _, _ = make(MODES[mode])
     cp.commit(Batch())
     assert ledger.commits == [] and ledger.attempts == Counter({"db": 1, "kafka": 1})
+
+
+def test_every_failure_counter_is_exported_at_zero_before_any_failure():
+    cp, *_ = make(transactional=True)
+    exported = {s.labels["sink"]: s.value for m in cp.metrics.registry.collect() if m.name == "sentistream_sink_failures"
+                for s in m.samples if s.name.endswith("_total")}
+    assert exported == {"postgres": 0.0, "kafka": 0.0, "group": 0.0, "offsets": 0.0}
