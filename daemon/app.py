@@ -379,7 +379,8 @@ class Daemon:
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         # A partition that was not kept is read from the group's committed offset: no unwritten record.
         self._unwritten_from = {tp: o for tp, o in self._unwritten_from.items() if tp in assigned}
-        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        log.info("partitions_assigned", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+                 group_leader=self.source.group_leader())
 
     def _flush_all(self, timeout: float) -> None:
         """Finish every batch read so far: submit the open one, wait for the worker, checkpoint."""

@@ -5,7 +5,8 @@ kafka-python 3.0 has no public way to
   fetches the metadata without a bound);
 - commit offsets from a rebalance listener: it runs on the client's IO thread, where the blocking
   ``commit()`` raises;
-- tell whether this member's group generation is still current.
+- tell whether this member's group generation is still current;
+- tell whether this member led the last assignment (operators stop the leader last on tansu).
 
 So these reach into the pinned version's consumer. What they rely on is checked when this module is
 imported (the classes) and when a consumer is handed to it (the instances): a kafka-python that
@@ -101,12 +102,17 @@ class GroupState:
     """What the consumer's group coordinator last heard from the broker about this member."""
 
     def __init__(self, consumer: kafka.KafkaConsumer) -> None:
-        _require(consumer, "KafkaConsumer", ("_coordinator._generation", "_coordinator.heartbeat.last_receive"))
+        _require(consumer, "KafkaConsumer", ("_coordinator._generation", "_coordinator.heartbeat.last_receive",
+                                             "_coordinator._is_leader"))
         self._coordinator = consumer._coordinator
 
     def generation_lost(self) -> bool:
         """The broker answered a heartbeat or a commit with an unknown member or an old generation."""
         return self._coordinator._generation.is_lost()
+
+    def is_leader(self) -> bool:
+        """Whether this member computed the group's last assignment."""
+        return bool(self._coordinator._is_leader)
 
     def last_heartbeat_answer(self) -> float:
         """When the broker last answered a heartbeat (``time.monotonic()``; -inf: never)."""

@@ -23,6 +23,10 @@ class Membership:
         """The group has just given this member its partitions (called from the assign callback)."""
         self._joined_at = time.monotonic()
 
+    def leader(self) -> bool:
+        """Whether this member assigned the partitions in the group's last rebalance."""
+        return self._group.is_leader()
+
     def stale(self) -> str | None:
         """Why this member's generation is known to be out of date, or None.
 

@@ -149,6 +149,9 @@ class KafkaSource:
         """Read ``tp`` from ``offset`` next (a local position change, no request)."""
         self.consumer.seek(tp, offset)
 
+    def group_leader(self) -> bool:
+        return self.membership.leader()
+
     def membership_stale(self) -> str | None:
         """Why this member's group generation is known to be out of date, or None."""
         return self.membership.stale()
