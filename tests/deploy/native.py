@@ -42,7 +42,8 @@ from tests.deploy.stack import REPO
 OUR_IMAGE = re.compile(r"^sentistream:")
 # Services whose image is not ours but whose script is: run with its paths mapped.
 OUR_SCRIPTS = {"demo"}
-SUBSTITUTED = {"kafka", "topic-init", "postgres", "prometheus"}
+# Stand-ins that are no process of the stack's: the broker object, a setup step, the shared server.
+IN_PROCESS = {"kafka", "topic-init", "postgres"}
 NOT_RUN = {"grafana"}
 BASE_ENV = ("PATH", "LANG", "HOME")
 # From the Dockerfile's final stages (ENV): what every container of our image has.
@@ -157,7 +158,7 @@ class NativeStack:
         compose creates the network first: a service may name one that starts after it."""
         n = 10
         for name in self.order():
-            if name in NOT_RUN or name in {"kafka", "topic-init", "postgres"}:
+            if name in NOT_RUN | IN_PROCESS:
                 continue
             self.addresses[name] = [f"127.0.0.{n + i}" for i in range(self.replicas.get(name, 1))]
             n += len(self.addresses[name])
