@@ -6,7 +6,8 @@ kafka-python 3.0 has no public way to
 - commit offsets from a rebalance listener: it runs on the client's IO thread, where the blocking
   ``commit()`` raises;
 - tell whether this member's group generation is still current;
-- tell whether this member led the last assignment (operators stop the leader last on tansu).
+- tell whether this member led the last assignment (logged: on tansu a group stopped and started
+  again needs its settled leader stopped first, docs/reliability.md).
 
 So these reach into the pinned version's consumer. What they rely on is checked when this module is
 imported (the classes) and when a consumer is handed to it (the instances): a kafka-python that
