@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from daemon.tansu_broker import TansuBroker
 from tests.deploy.stack import REPO
@@ -92,10 +92,10 @@ class NativeStack:
     config: dict
     profiles: set[str]
     workdir: Path
+    admin_url: str
     replicas: dict[str, int] = field(default_factory=dict)
     # Settings a native run needs that a container does not, each with its reason where it is set.
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    admin_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     started: list[str] = field(default_factory=list)
     running: dict[str, list[Replica]] = field(default_factory=dict)
     endpoints: dict[tuple[str, int], str] = field(default_factory=dict)
@@ -198,7 +198,8 @@ class NativeStack:
             self.running[name] = []
         elif name == "postgres":
             self.prepare_postgres(self.env_of(name))
-            self.endpoints[("postgres", 5432)] = "127.0.0.1:5432"
+            server = make_url(self.admin_url)
+            self.endpoints[("postgres", 5432)] = f"{server.host}:{server.port or 5432}"
             self.running[name] = []
         elif name == "prometheus":
             self.running[name] = [self.spawn(name, 0, self.prometheus_command)]
@@ -307,6 +308,12 @@ class NativeStack:
             job["static_configs"] = [{"targets": targets}]
         return cfg
 
+    @property
+    def client_kwargs(self) -> dict:
+        """How a Kafka client on this machine reaches the stack's broker (tests.brokers.Broker's shape,
+        so tests/daemon/harness.py's readers take the stack)."""
+        return {"bootstrap_servers": self.broker.bootstrap_servers}
+
     def addresses_named(self, host: str) -> list[str]:
         """Every replica's address a compose DNS name answers with: the service's, or an alias's."""
         return [a for n, addrs in self.addresses.items() for a in addrs if host == n or host in self._aliases(n)]
@@ -338,9 +345,15 @@ class NativeStack:
             c.execute(text(f'CREATE DATABASE "{db}" OWNER "{user}"'))
         engine.dispose()
         initdb = self.volume_dirs("postgres")["/docker-entrypoint-initdb.d"]
-        pg_env = {k: os.environ[k] for k in BASE_ENV if k in os.environ} | env | {"PGHOST": "127.0.0.1"}
         for script in sorted(initdb.glob("*.sh")):
-            subprocess.run(["sh", str(script)], env=pg_env, check=True, capture_output=True, timeout=60)
+            subprocess.run(["sh", str(script)], env=self.postgres_env(), check=True, capture_output=True, timeout=60)
+
+    def postgres_env(self) -> dict[str, str]:
+        """What a command inside the postgres container has: the service's environment, and psql's
+        client tools pointed at the server that plays it."""
+        server = make_url(self.admin_url)
+        return ({k: os.environ[k] for k in BASE_ENV if k in os.environ} | self.env_of("postgres")
+                | {"PGHOST": server.host or "127.0.0.1", "PGPORT": str(server.port or 5432)})
 
     def drop_postgres(self) -> None:
         env = self.env_of("postgres")
@@ -371,9 +384,8 @@ class NativeStack:
         if name == "kafka":
             return self.broker is not None and self.broker.proc.poll() is None
         if name == "postgres":
-            env = self.env_of(name) | {"PGHOST": "127.0.0.1", "PATH": os.environ["PATH"]}
             test = self.services()[name]["healthcheck"]["test"][1].replace("$$", "$")
-            return subprocess.run(["sh", "-c", test], env=env, timeout=10).returncode == 0
+            return subprocess.run(["sh", "-c", test], env=self.postgres_env(), timeout=10).returncode == 0
         if name == "prometheus":
             rep = self.running[name][0]
             return _http_ok(f"http://{rep.address}:9090/-/healthy")

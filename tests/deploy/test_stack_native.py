@@ -14,15 +14,15 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from schemas.db import MIGRATIONS
+from tests.daemon.harness import committed_and_end, read_topic
 from tests.deploy.grafana import prometheus_targets
 from tests.deploy.native import OUR_IMAGE, NativeStack, seconds
 from tests.deploy.stack import DASHBOARD, DEPLOY, REQUIRED_SECRETS, resolved_config
@@ -74,7 +74,8 @@ def add_admin(stack: NativeStack) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pg_admin):
     config = resolved_config(env=COMPOSE_ENV)
-    s = NativeStack(config, PROFILES, tmp_path_factory.mktemp("native-stack"), replicas={DAEMON: REPLICAS},
+    s = NativeStack(config, PROFILES, tmp_path_factory.mktemp("native-stack"),
+                    pg_admin.url.render_as_string(hide_password=False), replicas={DAEMON: REPLICAS},
                     extra_env={DAEMON: TANSU_ENV, TRAINER: TANSU_ENV})
     try:
         s.up(before={CONSOLE: add_admin})
@@ -111,28 +112,22 @@ def prometheus(stack: NativeStack, path: str, **params) -> dict:
 
 
 def producer(stack: NativeStack) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers)
+    return KafkaProducer(**stack.client_kwargs)
 
 
-def topic_ids(stack: NativeStack, topic: str, wanted: set[str] | None = None, timeout: float = 120) -> set[str]:
-    """The message ids on a topic: until ``wanted`` are all seen, or (None) until 5 s bring nothing new.
-    Polled, not ended by ListOffsets: tansu's LATEST is wrong, and the demo keeps the topic growing."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.broker.bootstrap_servers, isolation_level="read_committed",
-                             enable_auto_commit=False)
+def topic_ids(stack: NativeStack, topic: str, wanted: set[str], timeout: float = 120) -> set[str]:
+    """The message ids on a topic, read until ``wanted`` are all seen: the demo keeps the topic growing,
+    so there is no end to read to."""
+    consumer = KafkaConsumer(**stack.client_kwargs, isolation_level="read_committed", enable_auto_commit=False)
     parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
     ids: set[str] = set()
-    deadline, idle = time.monotonic() + timeout, time.monotonic()
+    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=1000)
-            for records in batch.values():
+        while not wanted <= ids and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
                 ids |= {json.loads(r.value)["message_id"] for r in records}
-            if batch:
-                idle = time.monotonic()
-            if (wanted is not None and wanted <= ids) or (wanted is None and time.monotonic() - idle > 5):
-                break
         return ids
     finally:
         consumer.close()
@@ -283,12 +278,6 @@ def test_a_forced_drift_sets_the_alert_pending_in_prometheus(stack):
 # -- day 2 -----------------------------------------------------------------------------------------
 
 
-def pg_env(stack: NativeStack) -> tuple[dict[str, str], list[str]]:
-    env = stack.env_of("postgres")
-    return ({"PATH": "/usr/bin:/bin", "PGHOST": "127.0.0.1", "PGUSER": env["POSTGRES_USER"]},
-            ["-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"]])
-
-
 def duplicates(db) -> int:
     return count(db, 'SELECT count(*) FROM (SELECT 1 FROM predictions GROUP BY topic, "partition", "offset" '
                      "HAVING count(*) > 1) d")
@@ -322,18 +311,18 @@ def stop_group_leader_first(stack: NativeStack, replicas: list) -> list:
     return stopped
 
 
-def test_backup_and_restore_then_the_daemons_resume_without_duplicates(stack, db, tmp_path):
+def test_backup_and_restore_then_the_daemons_resume_without_duplicates(stack, db, pg_admin, tmp_path):
     apps = [DAEMON, TRAINER, CONSOLE]
     stopped = stack.stop([TRAINER, CONSOLE]) + stop_group_leader_first(stack, stack.running[DAEMON])
     assert all(s.returncode == 0 and not s.killed for s in stopped), stopped
     before = count(db, "SELECT count(*) FROM predictions")
-    env, target = pg_env(stack)
+    env, pg = stack.postgres_env(), stack.env_of("postgres")
+    target = ["-U", pg["POSTGRES_USER"], "-d", pg["POSTGRES_DB"]]
     dump = tmp_path / "sentistream.dump"
     subprocess.run(["pg_dump", "-Fc", "-f", str(dump), *target], env=env, check=True, timeout=120)
     # The database lost: an empty one in its place, as a new volume would hold.
     db.dispose()
-    pg = stack.env_of("postgres")
-    with stack_admin(stack) as c:
+    with pg_admin.connect() as c:
         c.execute(text(f'DROP DATABASE "{pg["POSTGRES_DB"]}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{pg["POSTGRES_DB"]}" OWNER "{pg["POSTGRES_USER"]}"'))
     subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", *target, str(dump)], env=env, check=True,
@@ -346,17 +335,6 @@ def test_backup_and_restore_then_the_daemons_resume_without_duplicates(stack, db
     wait_for("new predictions after the restore", lambda: count(db, "SELECT count(*) FROM predictions") > before + 20,
              240, stack, (DAEMON,))
     assert duplicates(db) == 0
-
-
-@contextmanager
-def stack_admin(stack: NativeStack) -> Iterator:
-    """A connection to the Postgres server as its administrator (the image's superuser)."""
-    engine = create_engine(stack.admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as c:
-            yield c
-    finally:
-        engine.dispose()
 
 
 REHEARSAL = '''"""A release's additive migration, for the day-2 rehearsal."""
@@ -418,20 +396,15 @@ def test_sigterm_to_every_service_leaves_nothing_half_written(stack, db):
     assert ours and all(s.returncode == 0 and not s.killed for s in ours), stopped
     env = env_of(stack, DAEMON)
     in_topic = env["SENTISTREAM_KAFKA__INPUT_TOPICS"].strip('[]"')
-    admin = KafkaAdminClient(bootstrap_servers=stack.broker.bootstrap_servers)
-    try:
-        group = env["SENTISTREAM_KAFKA__GROUP_ID"]
-        committed = admin.list_group_offsets(group)[group]
-    finally:
-        admin.close()
+    committed, _ = committed_and_end(stack, env["SENTISTREAM_KAFKA__GROUP_ID"], in_topic)
     with db.connect() as c:
         written = {(r.partition, r.offset) for r in c.execute(text(
             'SELECT "partition", "offset" FROM predictions WHERE topic = :t UNION '
             'SELECT "partition", "offset" FROM dead_letters WHERE topic = :t'), {"t": in_topic})}
         rows = {r[0] for r in c.execute(text("SELECT message_id FROM predictions"))}
-    below = {(tp.partition, o) for tp, meta in committed.items() if tp.topic == in_topic
-             for o in range(meta.offset)}
+    below = {(p, o) for p, offset in committed.items() for o in range(offset or 0)}
     assert below and below <= written, f"{len(below - written)} committed input records have no row"
-    produced = topic_ids(stack, env["SENTISTREAM_KAFKA__OUTPUT_TOPIC"])
+    produced = {json.loads(r.value)["message_id"]
+                for r in read_topic(stack, env["SENTISTREAM_KAFKA__OUTPUT_TOPIC"], expect=len(rows))}
     assert rows <= produced, f"{len(rows - produced)} rows have no output record"
     assert duplicates(db) == 0
