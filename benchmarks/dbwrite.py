@@ -11,13 +11,9 @@ from benchmarks import common as c
 from daemon.batch import Batch
 from daemon.decode import decode_record
 from daemon.metrics import Metrics
-from daemon.sinks.postgres import PostgresSink, prediction_rows
+from daemon.sinks.postgres import PREDICTION_COLUMNS, PostgresSink, prediction_rows
 from daemon.worker import InferenceWorker
 from schemas.settings import DatabaseSettings, RetrySettings
-
-COLUMNS = ("message_id", "text", "label", "label_id", "scores", "confidence", "model_version", "adapter_version",
-           "source", "lang", "lang_supported", "author", "message_created_at", "topic", "partition", "offset", "latency_ms",
-           "received_at", "classified_at", "margin")
 
 
 class Record:
@@ -65,10 +61,10 @@ def sink_rate(db_url: str, prefix: str, n: int, size: int) -> float:
 def copy_rate(db_url: str, prefix: str, n: int, size: int) -> float:
     """COPY of the same rows (built the same way), one transaction per ``size`` rows."""
     rows = [r for b in batches(prefix, n, size) for r in prediction_rows(b)]
-    tuples = [tuple(orjson.dumps(v).decode() if k == "scores" else v for k, v in r.items()) for r in rows]
-    assert tuple(rows[0]) == COLUMNS
+    tuples = [tuple(orjson.dumps(v).decode() if k == "scores" else v for k, v in zip(PREDICTION_COLUMNS, r))
+              for r in rows]
     chunks = [tuples[i:i + size] for i in range(0, len(tuples), size)]
-    sql = f"copy predictions ({', '.join(f'{chr(34)}{col}{chr(34)}' for col in COLUMNS)}) from stdin"
+    sql = f"copy predictions ({', '.join(f'{chr(34)}{col}{chr(34)}' for col in PREDICTION_COLUMNS)}) from stdin"
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
 
         def write(chunk):

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from daemon.batch import Batch, Item
 from daemon.metrics import Metrics
 from daemon.sinks.kafka import prediction_records
-from daemon.sinks.postgres import prediction_rows
+from daemon.sinks.postgres import PREDICTION_COLUMNS, prediction_rows
 from daemon.worker import InferenceWorker
 from models.base import BatchResult
 from models.languages import LanguageSupport
@@ -70,7 +70,7 @@ def test_worker_flags_languages_the_spec_does_not_serve():
 def test_rows_and_output_records_carry_the_language():
     batch = batch_of((EN, None), (KO, None))
     process(FixedClassifier(), batch)
-    rows = prediction_rows(batch)
+    rows = [dict(zip(PREDICTION_COLUMNS, r)) for r in prediction_rows(batch)]
     assert [(r["lang"], r["lang_supported"]) for r in rows] == [("en", True), ("ko", False)]
     records = [json.loads(value) for _, value, _ in prediction_records(batch)]
     assert [(r["lang"], r["lang_supported"]) for r in records] == [("en", True), ("ko", False)]
