@@ -17,6 +17,7 @@ from daemon.batch import Batch
 from daemon.errors import ProducerFenced, SinkUnavailable
 from daemon.replica_slot import SlotLease, default_transactional_id, lease_slot
 from daemon.sinks.base import OffsetCommit, Sink
+from daemon.sinks.partitioning import key_partitions
 from schemas.messages import Prediction
 from schemas.settings import KafkaSettings
 
@@ -88,10 +89,15 @@ class KafkaSink(Sink):
 
     def _send_all(self, batch: Batch) -> list:
         s = self.settings
-        futures = [
-            self.producer.send(s.output_topic, value=value, key=key, headers=headers)
-            for key, value, headers in prediction_records(batch)
-        ]
+        records = prediction_records(batch)
+        futures = []
+        if records:
+            send = self.producer.send
+            partitions = key_partitions((key for key, _, _ in records), self.producer.partitions_for(s.output_topic))
+            futures = [
+                send(s.output_topic, value=value, key=key, headers=headers, partition=partition)
+                for (key, value, headers), partition in zip(records, partitions)
+            ]
         futures += [
             self.producer.send(s.dead_letter_topic, value=value, key=key, headers=headers)
             for key, value, headers in dead_letter_records(batch)
