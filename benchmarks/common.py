@@ -91,26 +91,49 @@ def message(prefix: str, i: int, text_: str) -> tuple[bytes, bytes]:
 
 # Broker
 class Broker:
-    """The embedded librdkafka mock cluster (in this process, native threads: no GIL contention)."""
+    """A broker of the benchmark's own. ``mock``: the embedded librdkafka mock cluster (in this
+    process, native threads: no GIL contention; no transactions, so the daemon runs idempotent
+    delivery). ``tansu``: a real broker process (daemon.tansu_broker), the daemon at its default
+    transactional delivery, kafka-python negotiating the API version."""
 
-    def __init__(self) -> None:
-        from daemon.embedded_broker import API_VERSION, EmbeddedBroker
+    def __init__(self, kind: str = "mock") -> None:
+        self.kind = kind
+        self.embedded = self.tansu = None
+        if kind == "mock":
+            from daemon.embedded_broker import API_VERSION, EmbeddedBroker
 
-        self.embedded = EmbeddedBroker()
-        self.bootstrap_servers = self.embedded.bootstrap_servers
-        self.api_version = API_VERSION
-        self.client_kwargs = {"bootstrap_servers": self.bootstrap_servers,
-                              "api_version": tuple(int(p) for p in API_VERSION.split("."))}
+            self.embedded = EmbeddedBroker()
+            self.bootstrap_servers = self.embedded.bootstrap_servers
+            self.api_version: str | None = API_VERSION
+        else:
+            from daemon.tansu_broker import TansuBroker
+
+            self.tansu = TansuBroker()
+            self.bootstrap_servers = self.tansu.bootstrap_servers
+            self.api_version = None
+        self.client_kwargs: dict = {"bootstrap_servers": self.bootstrap_servers}
+        if self.api_version:
+            self.client_kwargs["api_version"] = tuple(int(p) for p in self.api_version.split("."))
         self.ready = threading.Event()
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        (self.embedded or self.tansu).create_topic(name, partitions)
 
     def topics(self, tag: str, partitions: int = 1) -> dict[str, str]:
         suffix = uuid.uuid4().hex[:6]
         t = {k: f"bench-{tag}-{k}-{suffix}" for k in ("input", "output", "dlq")}
-        self.embedded.create_topic(t["input"], partitions)
-        self.embedded.create_topic(t["output"], partitions)
-        self.embedded.create_topic(t["dlq"], 1)
+        self.create_topic(t["input"], partitions)
+        self.create_topic(t["output"], partitions)
+        self.create_topic(t["dlq"], 1)
         t["group"] = f"bench-{tag}-{suffix}"
         return t
+
+    def kafka_settings(self) -> dict:
+        """The daemon's kafka settings for this broker (beside the topics)."""
+        if self.kind == "mock":
+            return {"bootstrap_servers": self.bootstrap_servers, "api_version": self.api_version,
+                    "delivery": "idempotent", "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS}
+        return {"bootstrap_servers": self.bootstrap_servers}
 
     def produce(self, topic: str, records: Iterable[tuple[bytes, bytes]], rate: float | None = None) -> int:
         """Send records; with ``rate`` (messages/s) paced evenly, else as fast as possible."""
@@ -166,21 +189,43 @@ class Broker:
         """Records ever appended to ``topic`` (sum of end offsets; no transaction markers in
         idempotent delivery). Not a read-back: the mock cluster keeps only ~5 MB per partition
         and drops the oldest records beyond that."""
-        c = KafkaConsumer(**self.client_kwargs, group_id=None)
+        return sum(self.end_offsets(topic).values())
+
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """From a fetch's high watermark: tansu's ListOffsets LATEST falls short of the end."""
+        c = KafkaConsumer(**self.client_kwargs, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100)
         parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        n = sum(c.end_offsets(parts).values())
+        c.assign(parts)
+        for tp in parts:
+            c.seek(tp, 0)
+        while any(c.highwater(tp) is None for tp in parts):
+            c.poll(timeout_ms=100, max_records=1)
+        ends = {tp: c.highwater(tp) for tp in parts}
         c.close()
-        return n
+        return ends
+
+    def read_keys(self, topic: str, idle_s: float = 2.0) -> list[bytes]:
+        """Every record's key in ``topic`` (read_committed), read until ``idle_s`` passes without one."""
+        c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="earliest",
+                          enable_auto_commit=False, isolation_level="read_committed")
+        keys: list[bytes] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            for records in c.poll(timeout_ms=200).values():
+                keys += [r.key for r in records]
+                last = time.monotonic()
+        c.close()
+        return keys
 
     def committed_equals_end(self, group: str, topic: str) -> bool:
         c = KafkaConsumer(**self.client_kwargs, group_id=group, enable_auto_commit=False)
-        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        ok = all(c.committed(tp) == o for tp, o in c.end_offsets(parts).items())
+        ends = self.end_offsets(topic)
+        ok = all(c.committed(tp) == o for tp, o in ends.items())
         c.close()
         return ok
 
     def close(self) -> None:
-        self.embedded.close()
+        (self.embedded or self.tansu).close()
 
 
 # Database
@@ -262,10 +307,10 @@ class Db:
 def daemon_settings(broker: Broker, db_url: str, topics: dict[str, str], *, max_size: int = 32,
                     max_wait_ms: int = 50, max_length: int = 128, **extra) -> dict:
     return {
-        "kafka": {"bootstrap_servers": broker.bootstrap_servers, "api_version": broker.api_version,
-                  "delivery": "idempotent", "input_topics": [topics["input"]],
-                  "output_topic": topics["output"], "dead_letter_topic": topics["dlq"],
-                  "group_id": topics["group"], "fetch_max_wait_ms": MOCK_FETCH_WAIT_MS} | extra.pop("kafka", {}),
+        "kafka": broker.kafka_settings() | {
+            "input_topics": [topics["input"]], "output_topic": topics["output"],
+            "dead_letter_topic": topics["dlq"], "group_id": topics["group"],
+            "transactional_id": topics["group"] + "-tx"} | extra.pop("kafka", {}),
         "database": {"url": db_url},
         "batch": {"max_size": max_size, "max_wait_ms": max_wait_ms} | extra.pop("batch", {}),
         "model": {"max_length": max_length},
