@@ -58,7 +58,7 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected nothing; that must fail, never pass silently. The real models
 # are prepared first: the presets trained on them are tested as users run them.
-test: $(STAMP) services compose-tool browser-tool prometheus-tool real-models
+test: $(STAMP) services compose-tool browser-tool prometheus-tool real-models peers
 	$(PY) -m pytest -ra --rerun-show-tracebacks -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
@@ -77,11 +77,15 @@ real-models: $(STAMP)
 # benchmarks/peers (python -m benchmarks.capacity): Quix Streams in a venv of its own, since it pins
 # confluent-kafka < 2.13; a .pth line lets it import the project's packages from $(VENV) after its own.
 PEER_VENV ?= .venv-quix
-peers: $(STAMP)
+PEER_STAMP := $(PEER_VENV)/.installed
+$(PEER_STAMP): benchmarks/peers/requirements.txt $(STAMP)
 	$(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/pip install -q -r benchmarks/peers/requirements.txt
 	$(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > \
 	  $$($(PEER_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz-sentistream.pth
+	touch $(PEER_STAMP)
+
+peers: $(PEER_STAMP)
 
 # docs/console.md's screenshots, taken by the console's browser tests.
 screenshots: $(STAMP) services browser-tool
@@ -95,4 +99,4 @@ vendor:
 	cp console/web/node_modules/chart.js/LICENSE.md console/static/vendor/chart.js.LICENSE.md
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(PEER_VENV) var

@@ -2,14 +2,14 @@
 
     make peers                                   # Quix Streams' own venv (.venv-quix)
     python -m benchmarks.capacity [--brokers mock,tansu] [--kinds constant,minilm] [--reps 3]
-                                  [--messages 20000] [--model-messages 2048] [--batch 32] [--load]
+                                  [--messages 20000] [--model-messages 2048] [--batch N] [--load]
 
 For each broker and classifier kind, ``--reps`` rounds; each round runs the three in a rotated
 order, on fresh topics (1 partition) and the same Postgres database:
 - **raw**: the reference. ``constant``: a kafka-python consumer reading the same input (consume
   only). ``minilm``: the classifier alone in this process (benchmarks.raw_classifier).
 - **sentistream**: the daemon as its own process (benchmarks/daemon_proc.py), its settings at
-  their defaults but the broker, topics, database, the batch limit and the log level; on the mock
+  their defaults but the broker, topics, database and the log level (and ``--batch`` if given); on the mock
   broker ``delivery=idempotent`` (no transactions there), on tansu the default, transactional.
 - **quix**: benchmarks/peers/quix_app.py, the same job as a Quix Streams application.
 
@@ -17,7 +17,8 @@ A run is timed from the moment the process is ready (sentistream: it owns the pa
 first message arrived) until the group's committed offset reaches the end of the input, polled
 every 20 ms: the messages were produced before, so this is the rate of the whole job, the last
 commit included, for both. The raw consume-only rate is steady state (the first poll excluded). Each sentistream run is checked complete: one row per message, every message's output
-record, the group's offsets at the end of the input. ``--load`` runs a busy process on every core
+record, the group's offsets at the end of the input. On tansu, a latency run follows: the daemon
+fed at half its median rate (``--latency-seconds``). ``--load`` runs a busy process on every core
 throughout (the "both cores loaded" case).
 """
 
@@ -35,10 +36,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks import common as c
 from benchmarks.raw_classifier import RawClassifier
+from schemas.settings import BatchSettings
 
 PEER_PYTHON = c.REPO / ".venv-quix" / "bin" / "python"
 PEERS = ("raw", "sentistream", "quix")
@@ -48,6 +51,7 @@ PEERS = ("raw", "sentistream", "quix")
 class Cell:
     rates: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PEERS})
     complete: list[str] = field(default_factory=list)
+    latency: list[str] | None = None
 
 
 class PeerProcess:
@@ -137,7 +141,26 @@ def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts
     return rate, f"{rows} rows, {seen}, offsets at end: {committed} → {'complete' if ok else 'INCOMPLETE'}"
 
 
-def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_model: int, batch: int) -> dict:
+def latency(broker: c.Broker, db: c.Db, db_url: str, kind: str, rate: float, seconds: float,
+            batch: int) -> list[str]:
+    """sentistream alone, fed at ``rate`` msg/s for ``seconds``: p50 / p99 from a record's timestamp
+    (when it was produced) to its row's write (the transaction that wrote it)."""
+    texts = c.load_texts(max(1, int(rate * seconds)))
+    prefix = f"lat-{broker.kind}-{kind}-"
+    topics = broker.topics(f"lat-{kind}")
+    proc = c.DaemonProcess(c.daemon_settings(broker, db_url, topics, max_size=batch), kind)
+    try:
+        broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)), rate=rate)
+        wait_committed(broker, topics["group"], topics["input"], len(texts), proc.proc)
+    finally:
+        proc.stop()
+    ms = db.latencies_ms(prefix)
+    return [broker.kind, kind, f"{rate:.0f}", str(len(ms)), f"{np.percentile(ms, 50):.0f}",
+            f"{np.percentile(ms, 99):.0f}"]
+
+
+def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_model: int, batch: int,
+            latency_s: float) -> dict:
     out: dict[tuple[str, str], Cell] = {}
     raw = None
     if "minilm" in kinds:
@@ -154,7 +177,7 @@ def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_mod
                     for kind in kinds:
                         cell = out[(bk, kind)] = Cell()
                         texts = c.load_texts(n_const if kind == "constant" else n_model)
-                        for rep in range(reps):
+                        for rep in range(reps):  # noqa: B007 - rep names the round
                             order = PEERS[rep % 3:] + PEERS[:rep % 3]
                             for peer in order:
                                 prefix = f"{bk}-{kind}-{peer}-{rep}-"
@@ -164,6 +187,9 @@ def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_mod
                                 if complete:
                                     cell.complete.append(complete)
                                 print(f"{bk} {kind} {peer} rep {rep}: {rate:.1f} msg/s", file=sys.stderr, flush=True)
+                        if latency_s and bk == "tansu":
+                            half = c.median(cell.rates["sentistream"]) / 2
+                            cell.latency = latency(broker, db, db_url, kind, half, latency_s, batch)
                 finally:
                     broker.close()
             db.close()
@@ -185,6 +211,10 @@ def report(out: dict, header: str) -> str:
                      " / ".join(c.fmt_runs(r[p], 0) for p in PEERS)])
     table = c.table(["broker", "classifier", "sentistream msg/s", "Quix msg/s", "raw msg/s", "÷ Quix", "÷ raw",
                      "runs: raw / sentistream / quix"], rows)
+    lat = [cell.latency for cell in out.values() if cell.latency]
+    if lat:
+        table += "\n\nsentistream end-to-end latency at half its median rate (record timestamp → row written):\n"
+        table += c.table(["broker", "classifier", "msg/s", "messages", "p50 ms", "p99 ms"], lat)
     checks = "\n".join(f"- {bk} {kind}: {line}" for (bk, kind), cell in out.items() for line in cell.complete)
     load = os.getloadavg()
     return (f"{header}\n{table}\n\nsentistream runs checked:\n{checks}\n\n"
@@ -198,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--messages", type=int, default=20_000, help="per run, constant classifier")
     ap.add_argument("--model-messages", type=int, default=2048, help="per run, with the model")
-    ap.add_argument("--batch", type=int, default=32, help="batch.max_size of both, and the raw classifier's batch")
+    ap.add_argument("--batch", type=int, default=BatchSettings().max_size,
+                    help="batch.max_size of both, and the raw classifier's batch (default: the daemon's)")
+    ap.add_argument("--latency-seconds", type=float, default=20.0,
+                    help="on tansu, the latency run's length at half the measured rate (0: none)")
     ap.add_argument("--load", action="store_true", help="a busy process on every core throughout")
     args = ap.parse_args(argv)
     hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(os.cpu_count() or 1)] if args.load else []
@@ -209,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"command: python -m benchmarks.capacity {' '.join(argv if argv is not None else sys.argv[1:])}\n"
                   f"started: {time.strftime('%Y-%m-%d %H:%M:%S')}")
         out = measure(args.brokers.split(","), args.kinds.split(","), args.reps, args.messages,
-                      args.model_messages, args.batch)
+                      args.model_messages, args.batch, args.latency_seconds)
     finally:
         for h in hogs:
             h.terminate()

@@ -69,16 +69,19 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def build_base(out: Path, dims: dict) -> Path:
-    from transformers import AutoModelForCausalLM, GemmaConfig
+def build_base(out: Path, dims: dict, with_head: bool = False) -> Path:
+    """Random weights of ``dims``; ``with_head``: a sequence-classification checkpoint (2 labels) whose
+    head is saved too, which the daemon's loader serves as it would a trained one."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, GemmaConfig
 
     from tests.models.factories import train_tokenizer
 
     tok = train_tokenizer(out)
     cfg = GemmaConfig(**dims, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id)
+                      eos_token_id=tok.eos_token_id, num_labels=2)
+    auto = AutoModelForSequenceClassification if with_head else AutoModelForCausalLM
     with torch.device(device()):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        model = auto.from_config(cfg, dtype=torch.bfloat16)
     model.save_pretrained(out, safe_serialization=True)
     del model
     return out
@@ -130,6 +133,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
 
+    from models.build import load_model
     from models.classifier import SpecClassifier
     from models.spec import ModelSpec
 
@@ -154,7 +158,8 @@ def main() -> int:
                     "runtime": {"token_budget": args.token_budget, "prefix_cache": False,
                                 "compile": args.compile},
                 })
-                clf = SpecClassifier(spec)
+                # Random weights are the point here: a random sequence-classification head is allowed.
+                clf = SpecClassifier(spec, load_model(spec, allow_random_head=True))
                 for tokens in (32, 128):
                     texts = texts_of(tokens, args.messages)
                     clf.scores(texts[: min(512, len(texts))])  # warm-up: kernels, allocator
