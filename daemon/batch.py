@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 
 from kafka import TopicPartition
 
@@ -20,6 +21,31 @@ class Item:
     raw: bytes  # the record value as received, for the dead-letter topic
 
 
+@dataclass(slots=True, frozen=True)
+class Classified:
+    """One message's classification on the hot path: schemas.messages.Prediction's fields, in its
+    order, without building and validating a pydantic model per message. orjson writes it as the
+    Prediction's JSON byte for byte (tests/daemon/test_kafka_sink.py)."""
+
+    message_id: str
+    label: str
+    label_id: int
+    scores: dict[str, float]
+    confidence: float
+    model_version: str
+    adapter_version: str | None
+    latency_ms: float
+    source: str | None
+    lang: str | None
+    lang_supported: bool | None
+    received_at: datetime
+    classified_at: datetime
+
+    def prediction(self) -> Prediction:
+        """As the wire schema's model, off the hot path."""
+        return Prediction(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
 @dataclass(slots=True)
 class Batch:
     items: list[Item] = field(default_factory=list)
@@ -29,7 +55,7 @@ class Batch:
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     first_ms: float = 0.0
     # Filled by the inference worker, index-aligned with ``items`` (None: dead-lettered instead).
-    predictions: list[Prediction | None] = field(default_factory=list)
+    predictions: list[Classified | None] = field(default_factory=list)
     # Checkpoint steps already done, so a retry after a failure resumes instead of re-sending.
     steps_done: set[str] = field(default_factory=set)
     # How many times the consumer had lost its partitions when these records were read: a batch

@@ -109,7 +109,7 @@ def _classify_chunk(worker, chunk: list[tuple[int, bytes]], max_text_chars: int)
         elif predictions[m.id] is None:
             rows.append({"message_id": m.id, "error": failures[m.id]})
         else:
-            rows.append(predictions[m.id].model_dump(mode="json"))
+            rows.append(predictions[m.id].prediction().model_dump(mode="json"))
     return rows
 
 

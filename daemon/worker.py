@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 
 import structlog
 
-from daemon.batch import Batch
+from daemon.batch import Batch, Classified
 from daemon.metrics import Metrics
 from models.base import Classifier, RoutedClassifier
 from models.languages import LanguageSupport, normalize
-from schemas.messages import CLASSIFY_FAILED, DeadLetter, Prediction, utcnow
+from schemas.messages import CLASSIFY_FAILED, DeadLetter, utcnow
 from schemas.settings import RetrySettings
 
 log = structlog.get_logger(__name__)
@@ -117,7 +117,7 @@ class InferenceWorker:
                  if routed or checks else None)
         results: dict[int, tuple] = {}
         self._classify(clf, texts, attrs if routed else None, list(range(len(texts))), results)
-        labels = clf.labels
+        labels, model_version = clf.labels, clf.model_version
         classified_at = utcnow()  # the whole batch is classified at once
         for idx, item in enumerate(batch.items):
             res = results[idx]
@@ -134,20 +134,10 @@ class InferenceWorker:
                 self._metrics.unsupported_language.labels(_metric_lang(langs[idx])).inc()
             label_id = int(row.argmax())
             probs = row.tolist()  # Python floats in one call, not one numpy scalar per label
-            batch.predictions[idx] = Prediction(
-                message_id=item.msg.id,
-                label=labels[label_id],
-                label_id=label_id,
-                scores=dict(zip(labels, probs)),
-                confidence=probs[label_id],
-                model_version=clf.model_version,
-                adapter_version=version,
-                latency_ms=latency_ms,
-                source=item.msg.source,
-                lang=langs[idx],
-                lang_supported=supported,
-                received_at=_ms_to_dt(item.timestamp_ms),
-                classified_at=classified_at,
+            batch.predictions[idx] = Classified(
+                item.msg.id, labels[label_id], label_id, dict(zip(labels, probs)), probs[label_id],
+                model_version, version, latency_ms, item.msg.source, langs[idx], supported,
+                _ms_to_dt(item.timestamp_ms), classified_at,
             )
 
     @staticmethod

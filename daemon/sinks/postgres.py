@@ -14,7 +14,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import Connection, exc
+import structlog
+from sqlalchemy import Column, Connection, MetaData, Table, exc
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateTable
 
 from daemon.batch import Batch
 from daemon.errors import SinkRejected, SinkUnavailable
@@ -23,16 +26,22 @@ from schemas.db import DeadLetterRow, PredictionRow, database_engine, describe_e
 from schemas.scores import margin
 from schemas.settings import DatabaseSettings
 
+log = structlog.get_logger(__name__)
+
 PREDICTION_COLUMNS = (
     "message_id", "text", "label", "label_id", "scores", "confidence", "model_version", "adapter_version",
     "source", "lang", "lang_supported", "author", "message_created_at", "topic", "partition", "offset",
     "latency_ms", "received_at", "classified_at", "margin",
 )
-# Temporary: one per database session, emptied at every commit, never seen by other sessions.
+# Temporary: one per database session, emptied at every commit, never seen by other sessions. Its
+# columns are declared from the model, not copied with LIKE, which would need SELECT on predictions.
 STAGING = "sentistream_incoming_predictions"
+_STAGING_TABLE = Table(
+    STAGING, MetaData(), *(Column(c, PredictionRow.__table__.c[c].type) for c in PREDICTION_COLUMNS),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS",
+)
+_CREATE_STAGING = str(CreateTable(_STAGING_TABLE, if_not_exists=True).compile(dialect=postgresql.dialect()))
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in PREDICTION_COLUMNS)
-_CREATE_STAGING = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} "
-                   f"(LIKE predictions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
 _COPY = f"COPY {STAGING} ({_COLUMN_LIST}) FROM STDIN"
 _MERGE = (f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "
           "ON CONFLICT (message_id) DO NOTHING")
@@ -63,7 +72,8 @@ class PostgresSink(Sink):
     def __init__(self, settings: DatabaseSettings) -> None:
         self.safe_url = settings.safe_url
         self.engine = database_engine(settings)
-        self._copy = self.engine.dialect.name == "postgresql"
+        # Whether predictions go by COPY: Postgres, once the role is known to have TEMPORARY.
+        self._copy: bool | None = None if self.engine.dialect.name == "postgresql" else False
         insert = dialect_insert(self.engine.dialect.name)
         self._pred_stmt = insert(PredictionRow).on_conflict_do_nothing(index_elements=["message_id"])
         self._dead_stmt = insert(DeadLetterRow).on_conflict_do_nothing(
@@ -77,9 +87,12 @@ class PostgresSink(Sink):
         try:
             with self.engine.begin() as conn:
                 if preds:
+                    if self._copy is None:
+                        self._copy = self._may_create_temporary_tables(conn)
                     (self._copy_predictions if self._copy else self._insert_predictions)(conn, preds)
                 if dead:
                     conn.execute(self._dead_stmt, dead)
+            return
         # The COPY runs on the driver's connection: its errors arrive unwrapped (psycopg.Error).
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError,
                 psycopg.OperationalError, psycopg.InterfaceError) as e:
@@ -87,10 +100,21 @@ class PostgresSink(Sink):
         except (exc.DBAPIError, psycopg.Error) as e:
             if getattr(e, "connection_invalidated", False):
                 raise SinkUnavailable(self.name, e) from e
-            raise SinkRejected(
-                f"the database at {self.safe_url} refused a batch ({describe_error(e)}); its offsets stay "
-                "uncommitted, so the next run reads it again (a missing table: run 'sentistream db upgrade')"
-            ) from None
+            reason = describe_error(e)
+        # Raised outside the handler: the driver's error (its DETAIL can quote a row, message text
+        # included) must not ride along as the context of what is logged.
+        raise SinkRejected(
+            f"the database at {self.safe_url} refused a batch ({reason}); its offsets stay uncommitted, so the "
+            "next run reads it again (a missing table: run 'sentistream db upgrade')"
+        )
+
+    def _may_create_temporary_tables(self, conn: Connection) -> bool:
+        """PUBLIC has TEMPORARY on a new database; where it was revoked, write by INSERT and say so."""
+        if conn.exec_driver_sql("SELECT has_database_privilege(current_database(), 'TEMPORARY')").scalar():
+            return True
+        log.warning("database_writes_by_insert", reason="the role may not create temporary tables",
+                    fix="GRANT TEMPORARY ON DATABASE <database> TO <the daemon's role> (COPY is faster)")
+        return False
 
     def _insert_predictions(self, conn: Connection, rows: list[tuple]) -> None:
         conn.execute(self._pred_stmt, [dict(zip(PREDICTION_COLUMNS, r)) for r in rows])

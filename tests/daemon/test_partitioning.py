@@ -8,10 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
 
-from daemon.batch import Batch
+from daemon.batch import Batch, Classified
 from daemon.sinks.kafka import KafkaSink
 from daemon.sinks.partitioning import key_partitions
-from schemas.messages import Prediction
 from tests.daemon.factories import item
 from tests.daemon.harness import make_settings, make_topics, read_topic
 
@@ -52,8 +51,9 @@ def test_the_sink_sends_each_prediction_to_its_keys_partition(broker, topic_name
     t = datetime(2026, 12, 7, tzinfo=timezone.utc)
     batch = Batch(items=[item(0, i) for i in range(60)])
     batch.predictions = [
-        Prediction(message_id=f"msg-{i}", label="positive", label_id=1, scores={"positive": 1.0},
-                   confidence=1.0, model_version="m", latency_ms=0.0, received_at=t, classified_at=t)
+        Classified(message_id=f"msg-{i}", label="positive", label_id=1, scores={"positive": 1.0}, confidence=1.0,
+                   model_version="m", adapter_version=None, latency_ms=0.0, source=None, lang=None,
+                   lang_supported=None, received_at=t, classified_at=t)
         for i in range(60)
     ]
     sink = KafkaSink(make_settings(broker, "sqlite://", topics, None).kafka)

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
-from daemon.batch import Batch, Item
+from daemon.batch import Batch, Classified, Item
 from daemon.errors import SinkRejected
 from daemon.sinks.postgres import PREDICTION_COLUMNS, STAGING, PostgresSink
 from schemas.db import PredictionRow, upgrade
-from schemas.messages import DeadLetter, InboundMessage, Prediction
+from schemas.messages import DeadLetter, InboundMessage
 from schemas.settings import DatabaseSettings
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -28,7 +28,7 @@ def batch_of(texts: list[str], prefix: str = "m", start: int = 0) -> Batch:
         msg = InboundMessage(id=f"{prefix}{i}", text=t, source="src" if i % 2 else None,
                              author="a\tb" if i % 3 == 0 else None, created_at=T0 if i % 2 else None)
         b.items.append(Item(msg, "in", 0, i, 1_765_000_000_000, None, t.encode()))
-        b.predictions.append(Prediction(
+        b.predictions.append(Classified(
             message_id=msg.id, label="positive", label_id=1, scores={"negative": 0.2, "positive": 0.8},
             confidence=0.8, model_version="mv", adapter_version="av" if i % 2 else None, latency_ms=1.5,
             source=msg.source, lang="en" if i % 2 else None, lang_supported=True if i % 2 else None,
@@ -115,6 +115,24 @@ def test_dead_letters_go_in_the_same_transaction(database_url):
         assert c.execute(text("select count(*) from dead_letters")).scalar_one() == 1
     engine.dispose()
     assert list(stored(database_url)) == ["m0"]
+
+
+def test_a_refused_row_is_one_line_and_its_text_is_nowhere_in_the_error(database_url):
+    # A constraint of the operator's that the row breaks: the server's DETAIL quotes the whole row.
+    engine = create_engine(database_url)
+    with engine.begin() as c:
+        c.execute(text("ALTER TABLE predictions ADD CONSTRAINT short_texts CHECK (length(text) < 5)"))
+    engine.dispose()
+    sink = PostgresSink(DatabaseSettings(url=database_url))
+    with pytest.raises(SinkRejected) as e:
+        sink.write(batch_of(["secret message text"]))
+    sink.close()
+    assert "short_texts" in str(e.value)
+    chain, err = [], e.value
+    while err is not None:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    assert not any("secret" in str(x) or "secret" in repr(x) for x in chain), chain
 
 
 def test_a_missing_schema_is_one_line_without_message_text(make_database):

@@ -16,8 +16,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from structlog.testing import capture_logs
 
-from daemon.batch import Batch, Item
+from daemon.batch import Batch, Classified, Item
 from daemon.errors import SinkRejected, SinkUnavailable
 from daemon.sinks.postgres import PostgresSink
 from models.checks import check_no_remote_code, refuse_pickles
@@ -25,7 +26,7 @@ from models.errors import UnsafeModelError
 from models.loading import load_classifier
 from schemas.db import check_database, connect_args
 from schemas.errors import ConfigError, DatabaseUnavailable
-from schemas.messages import DeadLetter, InboundMessage, Prediction, utcnow
+from schemas.messages import DeadLetter, InboundMessage, utcnow
 from schemas.settings import DatabaseSettings, KafkaSettings, ModelSettings, Settings, load_settings
 from tests.daemon.harness import (
     DaemonThread, count, daemon_env, log_of, make_settings, make_topics, produce, start, tweet, wait_for,
@@ -143,9 +144,10 @@ def test_database_errors_do_not_carry_message_text(make_database):
     marker = "MARKER-TEXT-9034"
     sink = PostgresSink(DatabaseSettings(url=SecretStr(make_database(migrate=False))))
     item = Item(InboundMessage(id="m1", text=f"{marker} hello"), "t", 0, 0, 0, None, marker.encode())
-    batch = Batch(items=[item], predictions=[Prediction(
+    batch = Batch(items=[item], predictions=[Classified(
         message_id="m1", label="positive", label_id=1, scores={"negative": 0.1, "positive": 0.9}, confidence=0.9,
-        model_version="v", adapter_version=None, latency_ms=1.0, received_at=utcnow(), classified_at=utcnow())])
+        model_version="v", adapter_version=None, latency_ms=1.0, source=None, lang=None, lang_supported=None,
+        received_at=utcnow(), classified_at=utcnow())])
     with pytest.raises(SinkRejected) as e:
         sink.write(batch)
     sink.close()
@@ -254,10 +256,9 @@ def test_postgres_ssl_is_used_and_verified(own_postgres, tmp_path):
 
 # Least privilege.
 
-@pytest.mark.kafka
-def test_daemon_runs_with_a_least_privilege_role(broker, topic_names, database_url, tiny_bert_dir):
+def least_privilege_role(admin, database_url: str) -> str:
+    """A role with docs/reliability.md's daemon grants (but the alembic_version one): its name."""
     role = f"sentistream_writer_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
     db = make_url(database_url).database
     grants = [
         f"CREATE ROLE {role} LOGIN",
@@ -272,6 +273,47 @@ def test_daemon_runs_with_a_least_privilege_role(broker, topic_names, database_u
     with admin.connect() as c:
         for sql in grants:
             c.execute(text(sql))
+    return role
+
+
+def drop_role(admin, role: str) -> None:
+    with admin.connect() as c:
+        c.execute(text(f"DROP OWNED BY {role}"))
+        c.execute(text(f"DROP ROLE {role}"))
+    admin.dispose()
+
+
+def test_without_temporary_tables_the_sink_inserts_and_says_how_to_copy(database_url):
+    """The COPY path stages rows in a temporary table; a database where PUBLIC lost TEMPORARY still
+    gets every row, by INSERT, and the log names the grant."""
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    role = least_privilege_role(admin, database_url)
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'REVOKE TEMPORARY ON DATABASE "{make_url(database_url).database}" FROM PUBLIC'))
+        url = make_url(database_url).set(username=role).render_as_string(hide_password=False)
+        sink = PostgresSink(DatabaseSettings(url=SecretStr(url)))
+        now = utcnow()
+        items = [Item(InboundMessage(id=f"m{i}", text="hello"), "t", 0, i, 0, None, b"hello") for i in range(3)]
+        batch = Batch(items=items, predictions=[Classified(
+            message_id=f"m{i}", label="positive", label_id=1, scores={"negative": 0.1, "positive": 0.9},
+            confidence=0.9, model_version="v", adapter_version=None, latency_ms=1.0, source=None, lang=None,
+            lang_supported=None, received_at=now, classified_at=now) for i in range(3)])
+        with capture_logs() as logs:
+            sink.write(batch)
+            sink.write(batch)
+        sink.close()
+        assert count(database_url, "select count(*) from predictions") == 3
+        warnings = [e for e in logs if e["event"] == "database_writes_by_insert"]
+        assert len(warnings) == 1 and "GRANT TEMPORARY ON DATABASE" in warnings[0]["fix"]
+    finally:
+        drop_role(admin, role)
+
+
+@pytest.mark.kafka
+def test_daemon_runs_with_a_least_privilege_role(broker, topic_names, database_url, tiny_bert_dir):
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    role = least_privilege_role(admin, database_url)
     try:
         url = make_url(database_url).set(username=role).render_as_string(hide_password=False)
         # `sentistream run` checks the schema version first: without that grant it says which to give.
@@ -300,7 +342,4 @@ def test_daemon_runs_with_a_least_privilege_role(broker, topic_names, database_u
                 c.execute(text(sql))
         eng.dispose()
     finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP OWNED BY {role}"))
-            c.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
+        drop_role(admin, role)
