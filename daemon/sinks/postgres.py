@@ -71,7 +71,9 @@ class PostgresSink(Sink):
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.safe_url = settings.safe_url
-        self.engine = database_engine(settings)
+        # No ping per checkout (a round trip per batch): a connection that died fails its write,
+        # which invalidates it; the retry after the backoff takes a fresh one.
+        self.engine = database_engine(settings, pool_pre_ping=False)
         # Whether predictions go by COPY: Postgres, once the role is known to have TEMPORARY.
         self._copy: bool | None = None if self.engine.dialect.name == "postgresql" else False
         insert = dialect_insert(self.engine.dialect.name)
@@ -125,11 +127,16 @@ class PostgresSink(Sink):
             conn.exec_driver_sql(_CREATE_STAGING)
             conn.info[STAGING] = True
         scores = PREDICTION_COLUMNS.index("scores")
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(_COPY) as copy:
-                for r in rows:
-                    copy.write_row(_with_json(r, scores))
-            cur.execute(_MERGE)
+        try:
+            with conn.connection.driver_connection.cursor() as cur:
+                with cur.copy(_COPY) as copy:
+                    for r in rows:
+                        copy.write_row(_with_json(r, scores))
+                cur.execute(_MERGE)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            # Behind SQLAlchemy's back: tell its pool this connection is gone.
+            conn.invalidate()
+            raise
 
     def ping(self) -> bool:
         """Whether the database answers now (the daemon's readiness probe)."""

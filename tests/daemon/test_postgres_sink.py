@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 
 from daemon.batch import Batch, Classified, Item
-from daemon.errors import SinkRejected
+from daemon.errors import SinkRejected, SinkUnavailable
 from daemon.sinks.postgres import PREDICTION_COLUMNS, STAGING, PostgresSink
 from schemas.db import PredictionRow, upgrade
 from schemas.messages import DeadLetter, InboundMessage
@@ -157,3 +157,19 @@ def test_any_text_survives_the_copy_byte_for_byte(database_url, texts):
     sink.close()
     got = {k: v["text"] for k, v in stored(database_url).items() if k.startswith(prefix)}
     assert got == {f"{prefix}{i}": t for i, t in enumerate(texts)}
+
+
+def test_a_connection_killed_between_batches_fails_one_write_and_the_retry_reconnects(database_url):
+    sink = PostgresSink(DatabaseSettings(url=database_url, pool_size=1))
+    sink.write(batch_of(["first"]))
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:  # as a server restart or a network cut would
+        c.execute(text("select pg_terminate_backend(pid) from pg_stat_activity "
+                       "where datname = current_database() and pid <> pg_backend_pid()"))
+    admin.dispose()
+    second = batch_of(["second"], start=1)
+    with pytest.raises(SinkUnavailable):
+        sink.write(second)
+    sink.write(second)  # the checkpoint's retry
+    sink.close()
+    assert sorted(stored(database_url)) == ["m0", "m1"]
