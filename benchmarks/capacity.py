@@ -208,9 +208,9 @@ def report(out: dict, header: str) -> str:
         rows.append([bk, kind, f"{c.median(r['sentistream']):.1f}", f"{c.median(r['quix']):.1f}",
                      f"{c.median(r['raw']):.1f} ({raw_name})",
                      f"{c.median(ratio('sentistream', 'quix')):.2f}", f"{c.median(ratio('sentistream', 'raw')):.3f}",
-                     " / ".join(c.fmt_runs(r[p], 0) for p in PEERS)])
+                     "; ".join(f"{p} {c.fmt_runs(r[p], 0)}" for p in PEERS)])
     table = c.table(["broker", "classifier", "sentistream msg/s", "Quix msg/s", "raw msg/s", "÷ Quix", "÷ raw",
-                     "runs: raw / sentistream / quix"], rows)
+                     "runs, in round order"], rows)
     lat = [cell.latency for cell in out.values() if cell.latency]
     if lat:
         table += "\n\nsentistream end-to-end latency at half its median rate (record timestamp → row written):\n"

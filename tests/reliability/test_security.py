@@ -31,6 +31,7 @@ from schemas.settings import DatabaseSettings, KafkaSettings, ModelSettings, Set
 from tests.daemon.harness import (
     DaemonThread, count, daemon_env, log_of, make_settings, make_topics, produce, start, tweet, wait_for,
 )
+from tests.errors import chain_mentions
 from tests.factories import build_lora_adapter
 
 DB_PASSWORD = "pg-S3CRET-7f3a9"
@@ -152,12 +153,7 @@ def test_database_errors_do_not_carry_message_text(make_database):
         sink.write(batch)
     sink.close()
     assert 'UndefinedTable: relation "predictions" does not exist' in str(e.value)
-    chain, exc = [], e.value
-    while exc is not None:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    for exc in chain:
-        assert marker not in str(exc) and marker not in repr(exc), exc
+    assert chain_mentions(e.value, marker) == []
 
 
 @pytest.mark.kafka
