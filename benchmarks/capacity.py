@@ -25,16 +25,12 @@ throughout (the "both cores loaded" case).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
@@ -42,6 +38,7 @@ from kafka import KafkaConsumer, TopicPartition
 from benchmarks import common as c
 from benchmarks.raw_classifier import RawClassifier
 from schemas.settings import BatchSettings
+from tests.daemon.harness import read_topic
 
 PEER_PYTHON = c.REPO / ".venv-quix" / "bin" / "python"
 PEERS = ("raw", "sentistream", "quix")
@@ -54,33 +51,23 @@ class Cell:
     latency: list[str] | None = None
 
 
-class PeerProcess:
-    """The Quix application in its own venv; ``stop()`` sends SIGTERM and waits."""
+class PeerProcess(c.DaemonProcess):
+    """The Quix application in its own venv; ``stop()`` sends SIGTERM and waits (no report)."""
 
     def __init__(self, settings: dict, kind: str) -> None:
         if not PEER_PYTHON.exists():
             raise SystemExit(f"{PEER_PYTHON} is missing: run 'make peers' first")
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([str(PEER_PYTHON), "-m", "benchmarks.peers.quix_app", json.dumps(settings), kind],
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=c.REPO)
-        for line in self.proc.stdout:
-            if line.startswith("READY"):
-                return
-        self.proc.kill()
-        raise RuntimeError(f"the Quix app did not start: {self._tail()}")
+        super().__init__(settings, kind, module="benchmarks.peers.quix_app", python=str(PEER_PYTHON))
 
-    def _tail(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-3000:]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, timeout: float = 60) -> dict:
+        self.proc.terminate()
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        return {}
 
 
 def _busy() -> None:
@@ -105,6 +92,19 @@ def wait_committed(broker: c.Broker, group: str, topic: str, end: int, proc: sub
         consumer.close()
 
 
+def rate_until_committed(broker: c.Broker, proc: c.DaemonProcess, group: str, topic: str, n: int) -> float:
+    """Messages per second from now (``proc`` has just said READY) until ``group`` has committed
+    ``n`` on ``topic``; stops ``proc`` either way."""
+    t0 = time.perf_counter()
+    try:
+        wait_committed(broker, group, topic, n, proc.proc)
+        return n / (time.perf_counter() - t0)
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}\n{proc.log_tail()}") from None
+    finally:
+        proc.stop()
+
+
 def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts: list[str], prefix: str,
             batch: int, raw: RawClassifier | None) -> tuple[float, str | None]:
     """One run: (msg/s, the completeness line for sentistream runs)."""
@@ -116,15 +116,8 @@ def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts
         return broker.consume_rate(topics["input"], len(texts)), None
     settings = c.daemon_settings(broker, db_url, topics, max_size=batch)
     proc = c.DaemonProcess(settings, kind) if peer == "sentistream" else PeerProcess(settings, kind)
-    t0 = time.perf_counter()
     group = topics["group"] + ("-quix" if peer == "quix" else "")
-    try:
-        wait_committed(broker, group, topics["input"], len(texts), proc.proc)
-        rate = len(texts) / (time.perf_counter() - t0)
-    except RuntimeError as e:
-        raise RuntimeError(f"{peer}: {e}\n{proc._tail() if peer == 'quix' else proc._log_tail()}") from None
-    finally:
-        proc.stop()
+    rate = rate_until_committed(broker, proc, group, topics["input"], len(texts))
     if peer != "sentistream":
         return rate, None
     want = {f"{prefix}{i}".encode() for i in range(len(texts))}
@@ -133,7 +126,7 @@ def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts
         records = broker.appended(topics["output"])
         ids_ok, seen = records == len(texts), f"{records} output records appended"
     else:
-        keys = broker.read_keys(topics["output"])
+        keys = [r.key for r in read_topic(broker, topics["output"], len(texts))]
         ids_ok, seen = set(keys) == want, f"{len(keys)} output records ({len(set(keys))} ids)"
     committed = broker.committed_equals_end(topics["group"], topics["input"])
     rows = db.count(prefix)
@@ -151,9 +144,10 @@ def latency(broker: c.Broker, db: c.Db, db_url: str, kind: str, rate: float, sec
     proc = c.DaemonProcess(c.daemon_settings(broker, db_url, topics, max_size=batch), kind)
     try:
         broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)), rate=rate)
-        wait_committed(broker, topics["group"], topics["input"], len(texts), proc.proc)
-    finally:
+    except BaseException:
         proc.stop()
+        raise
+    rate_until_committed(broker, proc, topics["group"], topics["input"], len(texts))
     ms = db.latencies_ms(prefix)
     return [broker.kind, kind, f"{rate:.0f}", str(len(ms)), f"{np.percentile(ms, 50):.0f}",
             f"{np.percentile(ms, 99):.0f}"]

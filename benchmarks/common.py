@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from daemon.embedded_broker import MOCK_FETCH_WAIT_MS
 from models.base import BatchResult
+from tests.daemon.harness import committed_and_end, end_offsets
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("SENTISTREAM_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -189,40 +190,11 @@ class Broker:
         """Records ever appended to ``topic`` (sum of end offsets; no transaction markers in
         idempotent delivery). Not a read-back: the mock cluster keeps only ~5 MB per partition
         and drops the oldest records beyond that."""
-        return sum(self.end_offsets(topic).values())
-
-    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
-        """From a fetch's high watermark: tansu's ListOffsets LATEST falls short of the end."""
-        c = KafkaConsumer(**self.client_kwargs, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100)
-        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        c.assign(parts)
-        for tp in parts:
-            c.seek(tp, 0)
-        while any(c.highwater(tp) is None for tp in parts):
-            c.poll(timeout_ms=100, max_records=1)
-        ends = {tp: c.highwater(tp) for tp in parts}
-        c.close()
-        return ends
-
-    def read_keys(self, topic: str, idle_s: float = 2.0) -> list[bytes]:
-        """Every record's key in ``topic`` (read_committed), read until ``idle_s`` passes without one."""
-        c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="earliest",
-                          enable_auto_commit=False, isolation_level="read_committed")
-        keys: list[bytes] = []
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
-            for records in c.poll(timeout_ms=200).values():
-                keys += [r.key for r in records]
-                last = time.monotonic()
-        c.close()
-        return keys
+        return sum(end_offsets(self, topic).values())
 
     def committed_equals_end(self, group: str, topic: str) -> bool:
-        c = KafkaConsumer(**self.client_kwargs, group_id=group, enable_auto_commit=False)
-        ends = self.end_offsets(topic)
-        ok = all(c.committed(tp) == o for tp, o in ends.items())
-        c.close()
-        return ok
+        committed, end = committed_and_end(self, group, topic)
+        return committed == end
 
     def close(self) -> None:
         (self.embedded or self.tansu).close()
@@ -319,10 +291,12 @@ def daemon_settings(broker: Broker, db_url: str, topics: dict[str, str], *, max_
 
 
 class DaemonProcess:
-    """``benchmarks/daemon_proc.py`` in a subprocess; ``stop()`` returns its report (peak RSS)."""
+    """``benchmarks/daemon_proc.py`` in a subprocess; ``stop()`` returns its report (peak RSS).
+    ``module`` and ``python``: another program taking the same arguments (the peers)."""
 
-    def __init__(self, settings: dict, classifier: str = "minilm") -> None:
-        cmd = [sys.executable, "-m", "benchmarks.daemon_proc", json.dumps(settings), classifier]
+    def __init__(self, settings: dict, classifier: str = "minilm", *, module: str = "benchmarks.daemon_proc",
+                 python: str = sys.executable) -> None:
+        cmd = [python, "-m", module, json.dumps(settings), classifier]
         # stderr to a file: a full pipe would block the daemon's logging.
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=REPO)
@@ -333,9 +307,9 @@ class DaemonProcess:
             seen += line
         else:
             self.proc.kill()
-            raise RuntimeError(f"daemon did not start: {seen[-2000:]}{self._log_tail()}")
+            raise RuntimeError(f"{module} did not start: {seen[-2000:]}{self.log_tail()}")
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
         self.log.seek(0)
         return self.log.read()[-3000:]
 
@@ -349,7 +323,7 @@ class DaemonProcess:
         self.proc.terminate()
         out, _ = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
-            raise RuntimeError(f"daemon exited {self.proc.returncode}: {self._log_tail()}")
+            raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.log_tail()}")
         self.log.close()
         return json.loads(out.strip().splitlines()[-1])
 

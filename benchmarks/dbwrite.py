@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import psycopg
 
 from benchmarks import common as c
 from daemon.batch import Batch
 from daemon.decode import decode_record
 from daemon.metrics import Metrics
-from daemon.sinks.postgres import PREDICTION_COLUMNS, PostgresSink, prediction_rows
+from daemon.sinks.postgres import PREDICTION_COLUMNS, PostgresSink, copy_row, prediction_rows
 from daemon.worker import InferenceWorker
 from schemas.settings import DatabaseSettings, RetrySettings
 
@@ -61,8 +60,7 @@ def sink_rate(db_url: str, prefix: str, n: int, size: int) -> float:
 def copy_rate(db_url: str, prefix: str, n: int, size: int) -> float:
     """COPY of the same rows (built the same way), one transaction per ``size`` rows."""
     rows = [r for b in batches(prefix, n, size) for r in prediction_rows(b)]
-    tuples = [tuple(orjson.dumps(v).decode() if k == "scores" else v for k, v in zip(PREDICTION_COLUMNS, r))
-              for r in rows]
+    tuples = [copy_row(r) for r in rows]
     chunks = [tuples[i:i + size] for i in range(0, len(tuples), size)]
     sql = f"copy predictions ({', '.join(f'{chr(34)}{col}{chr(34)}' for col in PREDICTION_COLUMNS)}) from stdin"
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:

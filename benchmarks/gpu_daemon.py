@@ -10,7 +10,7 @@ round: the raw classifier in this process (benchmarks.raw_classifier: one worker
 daemon's batch size, tokenization included), then the daemon (`sentistream run`'s code in its own
 process, benchmarks/daemon_proc.py, default settings but the broker, topics, database and log
 level) on messages produced beforehand, timed from its readiness to its group's committed offset
-reaching the end (benchmarks.capacity.wait_committed). The model is freed from this process before
+reaching the end (benchmarks.capacity.rate_until_committed). The model is freed from this process before
 the daemon loads it. Target: daemon ÷ raw ≥ 0.9 for the gemma-2b-shaped model.
 
 The gemma-2b-shaped model has google/gemma-2b's dimensions with random weights (bf16,
@@ -24,14 +24,13 @@ import argparse
 import gc
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import yaml
 
 from benchmarks import common as c
-from benchmarks.capacity import wait_committed
+from benchmarks.capacity import rate_until_committed
 from benchmarks.gpu_models import GEMMA_2B, TINY, build_base, device, texts_of
 from benchmarks.raw_classifier import RawClassifier
 from schemas.db import upgrade
@@ -57,14 +56,8 @@ def model_settings(name: str, tmp: Path, smoke: bool) -> tuple[dict, list[str]]:
     return {"spec_file": str(gemma_spec(base, tmp / "gemma-2b-shaped.yaml"))}, []
 
 
-def free(obj) -> None:
-    del obj
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def raw_rate(model: dict, texts: list[str], batch: int) -> float:
+    """The model alone in this process; freed (GPU memory included) before it returns."""
     from models.loading import load_classifier
 
     raw = RawClassifier(load_classifier(ModelSettings(**model)), texts[:batch])
@@ -72,19 +65,17 @@ def raw_rate(model: dict, texts: list[str], batch: int) -> float:
         return raw.rate(texts, batch)[0]
     finally:
         raw.close()
-        free(raw)
+        del raw
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def daemon_rate(broker: c.Broker, db_url: str, model: dict, texts: list[str], prefix: str, batch: int) -> float:
     topics = broker.topics("gpu")
     broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)))
     proc = c.DaemonProcess(c.daemon_settings(broker, db_url, topics, max_size=batch, model=model), "model")
-    t0 = time.perf_counter()
-    try:
-        wait_committed(broker, topics["group"], topics["input"], len(texts), proc.proc)
-        rate = len(texts) / (time.perf_counter() - t0)
-    finally:
-        proc.stop()
+    rate = rate_until_committed(broker, proc, topics["group"], topics["input"], len(texts))
     db = c.Db(db_url)
     rows = db.count(prefix)
     db.close()
@@ -115,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for model_name in args.models.split(","):
                 model, texts = model_settings(model_name, tmp, args.smoke)
-                texts = (texts or texts_of(args.tokens, args.messages))[:args.messages]
-                texts = (texts * (args.messages // max(1, len(texts)) + 1))[:args.messages]
+                texts = texts or texts_of(args.tokens, args.messages)
+                texts = (texts * (args.messages // len(texts) + 1))[:args.messages]
                 raws, ours = [], []
                 for rep in range(args.reps):
                     raws.append(raw_rate(model, texts, args.batch))

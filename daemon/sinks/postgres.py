@@ -42,6 +42,7 @@ _STAGING_TABLE = Table(
 )
 _CREATE_STAGING = str(CreateTable(_STAGING_TABLE, if_not_exists=True).compile(dialect=postgresql.dialect()))
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in PREDICTION_COLUMNS)
+_SCORES = PREDICTION_COLUMNS.index("scores")
 _COPY = f"COPY {STAGING} ({_COLUMN_LIST}) FROM STDIN"
 _MERGE = (f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "
           "ON CONFLICT (message_id) DO NOTHING")
@@ -60,6 +61,11 @@ def prediction_rows(batch: Batch) -> list[tuple]:
             item.partition, item.offset, p.latency_ms, p.received_at, p.classified_at, margin(p.scores),
         ))
     return rows
+
+
+def copy_row(row: tuple) -> tuple[Any, ...]:
+    """A prediction_rows tuple as COPY takes it: the scores as JSON text."""
+    return (*row[:_SCORES], orjson.dumps(row[_SCORES]).decode(), *row[_SCORES + 1:])
 
 
 def dead_letter_rows(batch: Batch) -> list[dict]:
@@ -126,12 +132,11 @@ class PostgresSink(Sink):
             # Per pooled connection: temporary tables live as long as the database session.
             conn.exec_driver_sql(_CREATE_STAGING)
             conn.info[STAGING] = True
-        scores = PREDICTION_COLUMNS.index("scores")
         try:
             with conn.connection.driver_connection.cursor() as cur:
                 with cur.copy(_COPY) as copy:
                     for r in rows:
-                        copy.write_row(_with_json(r, scores))
+                        copy.write_row(copy_row(r))
                 cur.execute(_MERGE)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             # Behind SQLAlchemy's back: tell its pool this connection is gone.
@@ -149,7 +154,3 @@ class PostgresSink(Sink):
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _with_json(row: tuple, at: int) -> tuple[Any, ...]:
-    return (*row[:at], orjson.dumps(row[at]).decode(), *row[at + 1:])
