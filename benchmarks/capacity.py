@@ -38,7 +38,6 @@ from kafka import KafkaConsumer, TopicPartition
 from benchmarks import common as c
 from benchmarks.raw_classifier import RawClassifier
 from schemas.settings import BatchSettings
-from tests.daemon.harness import read_topic
 
 PEER_PYTHON = c.REPO / ".venv-quix" / "bin" / "python"
 PEERS = ("raw", "sentistream", "quix")
@@ -126,7 +125,7 @@ def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts
         records = broker.appended(topics["output"])
         ids_ok, seen = records == len(texts), f"{records} output records appended"
     else:
-        keys = [r.key for r in read_topic(broker, topics["output"], len(texts))]
+        keys = broker.read_keys(topics["output"])
         ids_ok, seen = set(keys) == want, f"{len(keys)} output records ({len(set(keys))} ids)"
     committed = broker.committed_equals_end(topics["group"], topics["input"])
     rows = db.count(prefix)

@@ -26,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from daemon.embedded_broker import MOCK_FETCH_WAIT_MS
 from models.base import BatchResult
-from tests.daemon.harness import committed_and_end, end_offsets
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("SENTISTREAM_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -190,11 +189,40 @@ class Broker:
         """Records ever appended to ``topic`` (sum of end offsets; no transaction markers in
         idempotent delivery). Not a read-back: the mock cluster keeps only ~5 MB per partition
         and drops the oldest records beyond that."""
-        return sum(end_offsets(self, topic).values())
+        return sum(self.end_offsets(topic).values())
+
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """From a fetch's high watermark: tansu's ListOffsets LATEST falls short of the end."""
+        c = KafkaConsumer(**self.client_kwargs, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100)
+        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+        c.assign(parts)
+        for tp in parts:
+            c.seek(tp, 0)
+        while any(c.highwater(tp) is None for tp in parts):
+            c.poll(timeout_ms=100, max_records=1)
+        ends = {tp: c.highwater(tp) for tp in parts}
+        c.close()
+        return ends
+
+    def read_keys(self, topic: str, idle_s: float = 2.0) -> list[bytes]:
+        """Every record's key in ``topic`` (read_committed), read until ``idle_s`` passes without one."""
+        c = KafkaConsumer(topic, **self.client_kwargs, group_id=None, auto_offset_reset="earliest",
+                          enable_auto_commit=False, isolation_level="read_committed")
+        keys: list[bytes] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            for records in c.poll(timeout_ms=200).values():
+                keys += [r.key for r in records]
+                last = time.monotonic()
+        c.close()
+        return keys
 
     def committed_equals_end(self, group: str, topic: str) -> bool:
-        committed, end = committed_and_end(self, group, topic)
-        return committed == end
+        c = KafkaConsumer(**self.client_kwargs, group_id=group, enable_auto_commit=False)
+        ends = self.end_offsets(topic)
+        ok = all(c.committed(tp) == o for tp, o in ends.items())
+        c.close()
+        return ok
 
     def close(self) -> None:
         (self.embedded or self.tansu).close()
