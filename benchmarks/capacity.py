@@ -2,7 +2,7 @@
 
     make peers                                   # Quix Streams' own venv (.venv-quix)
     python -m benchmarks.capacity [--brokers mock,tansu] [--kinds constant,minilm] [--reps 3]
-                                  [--messages 20000] [--model-messages 2048] [--batch N] [--load]
+                                  [--messages 20000] [--model-messages 2048] [--batch N] [--load] [--floor]
 
 For each broker and classifier kind, ``--reps`` rounds; each round runs the three in a rotated
 order, on fresh topics (1 partition) and the same Postgres database:
@@ -19,7 +19,8 @@ every 20 ms: the messages were produced before, so this is the rate of the whole
 commit included, for both. The raw consume-only rate is steady state (the first poll excluded). Each sentistream run is checked complete: one row per message, every message's output
 record, the group's offsets at the end of the input. On tansu, a latency run follows: the daemon
 fed at half its median rate (``--latency-seconds``). ``--load`` runs a busy process on every core
-throughout (the "both cores loaded" case).
+throughout (the "both cores loaded" case). ``--floor`` adds, for the constant classifier, the
+least a kafka-python + Postgres pipeline does per message (benchmarks.floor) in the same rounds.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks import common as c
+from benchmarks.floor import floor_rate
 from benchmarks.raw_classifier import RawClassifier
 from schemas.settings import BatchSettings
 
 PEER_PYTHON = c.REPO / ".venv-quix" / "bin" / "python"
 PEERS = ("raw", "sentistream", "quix")
+# --floor, constant classifier only: benchmarks.floor's serial loop, four ways.
+FLOORS = {"floor": {}, "floor-no-db": {"database": False}, "floor-librdkafka": {"producer": "librdkafka"},
+          "floor-librdkafka-no-db": {"producer": "librdkafka", "database": False}}
 
 
 @dataclass
@@ -111,6 +116,8 @@ def run_one(peer: str, kind: str, broker: c.Broker, db: c.Db, db_url: str, texts
         return raw.rate(texts, batch)[0], None
     topics = broker.topics(f"{peer}-{kind}")
     broker.produce(topics["input"], (c.message(prefix, i, t) for i, t in enumerate(texts)))
+    if peer in FLOORS:
+        return floor_rate(broker, db_url, topics, len(texts), **FLOORS[peer]), None
     if peer == "raw":
         return broker.consume_rate(topics["input"], len(texts)), None
     settings = c.daemon_settings(broker, db_url, topics, max_size=batch)
@@ -153,7 +160,7 @@ def latency(broker: c.Broker, db: c.Db, db_url: str, kind: str, rate: float, sec
 
 
 def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_model: int, batch: int,
-            latency_s: float) -> dict:
+            latency_s: float, floor: bool = False) -> dict:
     out: dict[tuple[str, str], Cell] = {}
     raw = None
     if "minilm" in kinds:
@@ -170,13 +177,14 @@ def measure(brokers: list[str], kinds: list[str], reps: int, n_const: int, n_mod
                     for kind in kinds:
                         cell = out[(bk, kind)] = Cell()
                         texts = c.load_texts(n_const if kind == "constant" else n_model)
+                        peers = PEERS + (tuple(FLOORS) if floor and kind == "constant" else ())
                         for rep in range(reps):  # noqa: B007 - rep names the round
-                            order = PEERS[rep % 3:] + PEERS[:rep % 3]
-                            for peer in order:
+                            k = rep % len(peers)
+                            for peer in peers[k:] + peers[:k]:
                                 prefix = f"{bk}-{kind}-{peer}-{rep}-"
                                 rate, complete = run_one(peer, kind, broker, db, db_url, texts, prefix, batch,
                                                          raw if kind == "minilm" else None)
-                                cell.rates[peer].append(rate)
+                                cell.rates.setdefault(peer, []).append(rate)
                                 if complete:
                                     cell.complete.append(complete)
                                 print(f"{bk} {kind} {peer} rep {rep}: {rate:.1f} msg/s", file=sys.stderr, flush=True)
@@ -204,6 +212,13 @@ def report(out: dict, header: str) -> str:
                      "; ".join(f"{p} {c.fmt_runs(r[p], 0)}" for p in PEERS)])
     table = c.table(["broker", "classifier", "sentistream msg/s", "Quix msg/s", "raw msg/s", "÷ Quix", "÷ raw",
                      "runs, in round order"], rows)
+    floors = [[bk, kind, name, f"{c.median(cell.rates[name]):.0f}",
+               f"{c.median([s / f for s, f in zip(cell.rates['sentistream'], cell.rates[name])]):.2f}",
+               c.fmt_runs(cell.rates[name], 0)]
+              for (bk, kind), cell in out.items() for name in FLOORS if name in cell.rates]
+    if floors:
+        table += "\n\nThe floor (benchmarks.floor), same rounds:\n"
+        table += c.table(["broker", "classifier", "loop", "msg/s", "sentistream ÷ it", "runs"], floors)
     lat = [cell.latency for cell in out.values() if cell.latency]
     if lat:
         table += "\n\nsentistream end-to-end latency at half its median rate (record timestamp → row written):\n"
@@ -226,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-seconds", type=float, default=20.0,
                     help="on tansu, the latency run's length at half the measured rate (0: none)")
     ap.add_argument("--load", action="store_true", help="a busy process on every core throughout")
+    ap.add_argument("--floor", action="store_true",
+                    help="constant classifier: also benchmarks.floor's loops (kafka-python or librdkafka producer, with or without the database)")
     args = ap.parse_args(argv)
     hogs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(os.cpu_count() or 1)] if args.load else []
     for h in hogs:
@@ -235,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"command: python -m benchmarks.capacity {' '.join(argv if argv is not None else sys.argv[1:])}\n"
                   f"started: {time.strftime('%Y-%m-%d %H:%M:%S')}")
         out = measure(args.brokers.split(","), args.kinds.split(","), args.reps, args.messages,
-                      args.model_messages, args.batch, args.latency_seconds)
+                      args.model_messages, args.batch, args.latency_seconds, args.floor)
     finally:
         for h in hogs:
             h.terminate()
