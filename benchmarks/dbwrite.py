@@ -14,6 +14,9 @@ from daemon.sinks.postgres import PREDICTION_COLUMNS, PostgresSink, copy_row, pr
 from daemon.worker import InferenceWorker
 from schemas.settings import DatabaseSettings, RetrySettings
 
+# Straight into predictions: no staging table, no merge (what the daemon's sink does beyond a COPY).
+PLAIN_COPY = "COPY predictions (" + ", ".join(f'"{col}"' for col in PREDICTION_COLUMNS) + ") FROM STDIN"
+
 
 class Record:
     """What decode_record reads from a kafka-python ConsumerRecord."""
@@ -62,11 +65,10 @@ def copy_rate(db_url: str, prefix: str, n: int, size: int) -> float:
     rows = [r for b in batches(prefix, n, size) for r in prediction_rows(b)]
     tuples = [copy_row(r) for r in rows]
     chunks = [tuples[i:i + size] for i in range(0, len(tuples), size)]
-    sql = f"copy predictions ({', '.join(f'{chr(34)}{col}{chr(34)}' for col in PREDICTION_COLUMNS)}) from stdin"
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
 
         def write(chunk):
-            with conn.transaction(), conn.cursor() as cur, cur.copy(sql) as cp:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(PLAIN_COPY) as cp:
                 for t in chunk:
                     cp.write_row(t)
 

@@ -20,9 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from benchmarks import common as c
-from daemon.sinks.postgres import PREDICTION_COLUMNS
+from benchmarks.dbwrite import PLAIN_COPY
 
-_COPY = f"COPY predictions ({', '.join(f'{chr(34)}{col}{chr(34)}' for col in PREDICTION_COLUMNS)}) FROM STDIN"
 _SCORES = '{"negative": 0.1, "positive": 0.9}'
 
 
@@ -79,7 +78,7 @@ def floor_rate(broker: c.Broker, db_url: str, topics: dict[str, str], n: int, *,
             out.send_all(topics["output"], [(r.key, orjson.dumps({"message_id": m["id"], "label": "positive",
                                                                    "confidence": 0.9})) for r, m in msgs])
             if conn is not None:
-                with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as cp:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(PLAIN_COPY) as cp:
                     for r, m in msgs:
                         cp.write_row((m["id"], m["text"], "positive", 1, _SCORES, 0.9, "constant", None,
                                       m.get("source"), None, None, None, None, r.topic, r.partition, r.offset,

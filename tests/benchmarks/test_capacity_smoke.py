@@ -1,7 +1,7 @@
 """Smoke test of benchmarks/capacity.py: raw, sentistream, the Quix Streams peer and the four floor
 loops (benchmarks/floor.py) each run on a few hundred messages, the daemon at its default settings,
-on the real broker (tansu); the sentistream run is complete and the latency run lands in the table. No timing assertions: speed lives in
-benchmarks/RESULTS.md."""
+on the real broker (tansu); the sentistream run is complete and the latency run lands in the table.
+No timing assertions: speed lives in benchmarks/RESULTS.md."""
 
 from __future__ import annotations
 
