@@ -13,24 +13,32 @@ scores it on all of SST-2 dev, and picks the next labels from the rest of the po
   margin first, with the console's random share),
 - random: uniformly.
 
+Each fit follows ``--recipe``: the trainer's defaults, or ``fixed-steps`` (FIXED_STEPS, at least
+``--min-steps`` optimizer steps), which keeps the training length from growing with the labels.
+
 Target: the queue reaches the random strategy's accuracy at the largest label count with at most
 600 labels.
 
     .venv/bin/python -m benchmarks.active_learning     # pool 4,000 of 5+ words, 200 -> 1,000 labels, seeds 1, 2
-    .venv/bin/python -m benchmarks.active_learning --seeds 1,2,3 --precision bf16   # as in RESULTS.md (run 2)
+    .venv/bin/python -m benchmarks.active_learning --seeds 1,2,3 --precision bf16   # RESULTS.md, run 2
+    .venv/bin/python -m benchmarks.active_learning --seeds 1,2,3,4 --precision bf16 --recipe fixed-steps --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import math
+import multiprocessing
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -85,10 +93,14 @@ def words(e: Example) -> int:
     return len((e.text or "").split())
 
 
-def refit(cfg: TrainingSettings, base: Path, labelled: Sequence[Example], out: Path) -> FitResult:
-    """A fresh adapter on ``labelled``, with the validation slice ``sentistream train --train-file`` takes."""
+def refit(cfg: TrainingSettings, base: Path, labelled: Sequence[Example], out: Path, min_steps: int = 0) -> FitResult:
+    """A fresh adapter on ``labelled``, with the validation slice ``sentistream train --train-file`` takes;
+    with ``min_steps``, enough epochs for at least that many optimizer steps."""
     val = [e for e in labelled if bucket(e.message_id) < cfg.val_fraction]
     train = [e for e in labelled if bucket(e.message_id) >= cfg.val_fraction]
+    if min_steps:
+        epochs = max(cfg.epochs, math.ceil(min_steps / math.ceil(len(train) / cfg.batch_size)))
+        cfg = cfg.model_copy(update={"epochs": float(epochs), "early_stopping_patience": epochs})
     return fit(cfg, base, train, val, out, progress=False)
 
 
@@ -110,10 +122,15 @@ def scored(seed: int, strategy: str, n: int, res: FitResult, dev: Sequence[Examp
 
 
 def run_seed(cfg: TrainingSettings, base: Path, pool: Sequence[Example], dev: Sequence[Example], counts: Sequence[int],
-             seed: int, work: Path) -> list[Round]:
+             seed: int, work: Path, min_steps: int = 0) -> list[Round]:
     """Both strategies' rounds for one seed; round 0 (the first ``counts[0]`` random labels) is shared."""
+    if cfg.threads:
+        # Also in a --jobs worker process, before its first tensor op (fit sets it again).
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     start = random.Random(seed).sample(list(pool), counts[0])
-    first = refit(cfg, base, start, work / "r0")
+    first = refit(cfg, base, start, work / "r0", min_steps)
     shared = scored(seed, "random", counts[0], first, dev)
     rounds = [shared, replace(shared, strategy="queue")]
     print(f"seed {seed}: {counts[0]} labels, dev accuracy {shared.accuracy:.4f} (fit {shared.fit_seconds:.0f} s)",
@@ -127,7 +144,7 @@ def run_seed(cfg: TrainingSettings, base: Path, pool: Sequence[Example], dev: Se
             picks, margins = next_picks(strategy, res, unlabelled, n - len(labelled), rng)
             chosen = {p.message_id for p in picks}
             labelled += [e for e in unlabelled if e.message_id in chosen]
-            res = refit(cfg, base, labelled, work / f"{strategy}-{n}")
+            res = refit(cfg, base, labelled, work / f"{strategy}-{n}", min_steps)
             rounds.append(scored(seed, strategy, n, res, dev, picks, margins))
             print(f"seed {seed}: {strategy} {n} labels, dev accuracy {rounds[-1].accuracy:.4f} "
                   f"(fit {res.seconds:.0f} s)", flush=True)
@@ -205,10 +222,23 @@ def write_reports(out: Path, meta: dict, rounds: Sequence[Round], cv: Curves) ->
     (out / "report.md").write_text("\n".join(lines))
 
 
+# A fixed step budget, the same for both strategies: under the trainer's defaults (3 epochs) the optimizer
+# steps grow with the labels (18 at 200, 90 at 1,000), so a label count's accuracy also measures how
+# long the adapter trained. Mean pooling (the base's own, "auto") and the last state, as the shipped
+# adapter was trained; no early stopping on the small validation slice.
+FIXED_STEPS = {"pooling": "auto", "keep": "last"}
+
+
 def settings(args) -> TrainingSettings:
-    """The trainer's defaults (LoRA on the offline MiniLM); only threads and precision from the command line."""
+    """The trainer's defaults (LoRA on the offline MiniLM), or with ``--recipe fixed-steps`` FIXED_STEPS;
+    threads and precision from the command line."""
+    extra = FIXED_STEPS if args.recipe == "fixed-steps" else {}
     return TrainingSettings(labels=LABELS, base_model=args.base_model, threads=args.threads,
-                            precision=args.precision)
+                            precision=args.precision, **extra)
+
+
+def min_steps(args) -> int:
+    return args.min_steps if args.recipe == "fixed-steps" else 0
 
 
 def setup(args, cfg: TrainingSettings, base: Path, machine: str, sizes: dict[str, int], counts: Sequence[int]) -> dict:
@@ -218,9 +248,23 @@ def setup(args, cfg: TrainingSettings, base: Path, machine: str, sizes: dict[str
             f"{args.pool_seed}, of the {sizes['messages']:,} of {sizes['train']:,} distinct ones with at least "
             f"{args.min_words} words)", "eval": f"SST-2 dev, {sizes['dev']} sentences",
             "schedule": f"{counts[0]} random labels, then +{args.step} per round up to {counts[-1]}",
-            "training": f"training.trainer.fit, the trainer's defaults (method {cfg.method}, r {cfg.lora_r}, "
-            f"lr {cfg.learning_rate}, {cfg.epochs:g} epochs, pooling {cfg.pooling}, keep {cfg.keep}); "
-            f"precision {cfg.precision}, {cfg.threads} thread(s)"}
+            "training": f"training.trainer.fit, recipe {args.recipe} (method {cfg.method}, r {cfg.lora_r}, "
+            f"lr {cfg.learning_rate}, " + (f"at least {args.min_steps} steps, no early stopping" if min_steps(args)
+                                           else f"{cfg.epochs:g} epochs") + f", pooling {cfg.pooling}, keep "
+            f"{cfg.keep}); precision {cfg.precision}, {cfg.threads} thread(s)"}
+
+
+def seed_runs(args, cfg: TrainingSettings, base: Path, pool: Sequence[Example], dev: Sequence[Example],
+              counts: Sequence[int], work: Path) -> Iterator[list[Round]]:
+    """Each seed's rounds as it finishes; with ``--jobs`` above 1, seeds run in that many processes."""
+    jobs = [(cfg, base, pool, dev, counts, seed, work / str(seed), min_steps(args)) for seed in args.seeds]
+    if args.jobs == 1:
+        yield from (run_seed(*j) for j in jobs)
+        return
+    # By module name: under ``python -m`` this module is __main__, which a spawned worker cannot import.
+    worker = importlib.import_module("benchmarks.active_learning").run_seed
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
+        yield from (f.result() for f in as_completed([ex.submit(worker, *j) for j in jobs]))
 
 
 def run(args) -> dict:
@@ -240,8 +284,8 @@ def run(args) -> dict:
     fixed = setup(args, cfg, base, machine, sizes, counts)
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="sentistream-al-") as work:
-        for seed in args.seeds:
-            rounds += run_seed(cfg, base, pool, dev, counts, seed, Path(work) / str(seed))
+        for done in seed_runs(args, cfg, base, pool, dev, counts, Path(work)):
+            rounds = sorted([*rounds, *done], key=lambda r: r.seed)
             # Written after every seed, so a run stopped for time keeps the seeds it finished.
             cv = curves(rounds, counts)
             meta = {**fixed, "seeds": sorted({r.seed for r in rounds}), "seconds": round(time.monotonic() - t0)}
@@ -266,11 +310,18 @@ def parse(argv=None):
     ap.add_argument("--base-model", type=Path, default=None, help="a local model directory; default: the offline "
                     "MiniLM")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="the trainer's (default fp32)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (per job)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes at once")
+    ap.add_argument("--recipe", choices=("defaults", "fixed-steps"), default="defaults",
+                    help="defaults: the trainer's (3 epochs, so the steps grow with the labels); fixed-steps: at "
+                    "least --min-steps optimizer steps every round, mean pooling, the last state")
+    ap.add_argument("--min-steps", type=int, default=150, help="fixed-steps: optimizer steps per fit, at least")
     ap.add_argument("--data-dir", type=Path, default=c.DATA_DIR)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    if args.jobs < 1 or args.min_steps < 1:
+        ap.error("need --jobs >= 1 and --min-steps >= 1")
     if args.start <= 0 or args.step <= 0 or args.max_labels < args.start or args.max_labels > args.pool:
         ap.error("need 0 < --start <= --max-labels <= --pool and --step > 0")
     return args

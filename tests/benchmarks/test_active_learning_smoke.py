@@ -73,6 +73,31 @@ def test_the_script_runs_as_a_command(tiny_bert_dir, data_dir, tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["seeds"] == [1]
 
 
+def test_fixed_steps_in_two_processes(tiny_bert_dir, data_dir, tmp_path):
+    # Non-default on purpose: the recipe and the process pool the RESULTS.md run 3 used, two seeds
+    # so each worker takes one; every fit trains at least --min-steps steps.
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.active_learning", *TINY[:-2], "--seeds", "1,2",
+                           "--max-labels", "120", "--recipe", "fixed-steps", "--min-steps", "8", "--jobs", "2",
+                           "--base-model", str(tiny_bert_dir), "--data-dir", str(data_dir), "--out", str(tmp_path)],
+                          env=clean_env(OMP_NUM_THREADS="1"), cwd=al.c.REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["seeds"] == [1, 2]
+    assert "recipe fixed-steps" in results["training"] and "at least 8 steps" in results["training"]
+    assert sorted((r["seed"], r["strategy"], r["labels"]) for r in results["rounds"]) == sorted(
+        (seed, s, n) for seed in (1, 2) for s in al.STRATEGIES for n in (60, 120))
+
+
+def test_fixed_steps_trains_at_least_min_steps(tiny_bert_dir, data_dir, tmp_path):
+    # Non-default on purpose: 60 labels less the validation slice are 2 batches of 32 an epoch, so
+    # the default 3 epochs are 6 steps; --min-steps 10 must stretch the fit to 5 epochs.
+    args = al.parse(["--recipe", "fixed-steps", "--min-steps", "10", "--base-model", str(tiny_bert_dir)])
+    labelled = al.sst2(data_dir / "sst2" / "train.tsv")[:60]
+    res = al.refit(al.settings(args), tiny_bert_dir, labelled, tmp_path / "a", al.min_steps(args))
+    assert 10 <= res.steps <= 12 and res.stopped == "epochs"
+
+
 def test_missing_data_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.active_learning", "--data-dir", str(tmp_path)],
                           env=clean_env(), cwd=al.c.REPO, capture_output=True, text=True, timeout=300)
