@@ -48,7 +48,7 @@ from schemas.settings import TrainingSettings
 from training.readers import Example, read_labeled, split
 from training.splits import bucket, dedupe
 from training.tasks import evaluate_examples, predict_examples
-from training.trainer import FitResult, fit
+from training.trainer import FitResult, fit, total_steps
 
 LABELS = ("negative", "positive")
 STRATEGIES = ("queue", "random")
@@ -99,7 +99,8 @@ def refit(cfg: TrainingSettings, base: Path, labelled: Sequence[Example], out: P
     val = [e for e in labelled if bucket(e.message_id) < cfg.val_fraction]
     train = [e for e in labelled if bucket(e.message_id) >= cfg.val_fraction]
     if min_steps:
-        epochs = max(cfg.epochs, math.ceil(min_steps / math.ceil(len(train) / cfg.batch_size)))
+        per_epoch = total_steps(cfg.model_copy(update={"epochs": 1.0}), len(train))
+        epochs = max(cfg.epochs, math.ceil(min_steps / per_epoch))
         cfg = cfg.model_copy(update={"epochs": float(epochs), "early_stopping_patience": epochs})
     return fit(cfg, base, train, val, out, progress=False)
 
@@ -124,11 +125,6 @@ def scored(seed: int, strategy: str, n: int, res: FitResult, dev: Sequence[Examp
 def run_seed(cfg: TrainingSettings, base: Path, pool: Sequence[Example], dev: Sequence[Example], counts: Sequence[int],
              seed: int, work: Path, min_steps: int = 0) -> list[Round]:
     """Both strategies' rounds for one seed; round 0 (the first ``counts[0]`` random labels) is shared."""
-    if cfg.threads:
-        # Also in a --jobs worker process, before its first tensor op (fit sets it again).
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     start = random.Random(seed).sample(list(pool), counts[0])
     first = refit(cfg, base, start, work / "r0", min_steps)
     shared = scored(seed, "random", counts[0], first, dev)
