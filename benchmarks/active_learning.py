@@ -9,8 +9,8 @@ Each round fits a fresh adapter from the base on every label so far (the trainer
 train --train-file`` runs: ``training.trainer.fit`` with its validation slice taken the same way),
 scores it on all of SST-2 dev, and picks the next labels from the rest of the pool:
 
-- queue: ``console.selection.choose`` on the pool's margins under the round's adapter (least
-  margin first, with the console's random share),
+- queue: ``console.selection.choose`` on the pool's margins under the round's adapter (each pick
+  from a sample of 500 of those left, weighted by 1 − margin, with the console's random share),
 - random: uniformly.
 
 Each fit follows ``--recipe``: the trainer's defaults, or ``fixed-steps`` (FIXED_STEPS, at least
@@ -21,6 +21,7 @@ Target: the queue reaches the random strategy's accuracy at the largest label co
 
     .venv/bin/python -m benchmarks.active_learning     # pool 4,000 of 5+ words, 200 -> 1,000 labels, seeds 1, 2
     .venv/bin/python -m benchmarks.active_learning --seeds 1,2,3 --precision bf16   # RESULTS.md, run 2
+    # RESULTS.md, runs 3 (least margin first) and 4 (the weighted draw):
     .venv/bin/python -m benchmarks.active_learning --seeds 1,2,3,4 --precision bf16 --recipe fixed-steps --jobs 2
 """
 

@@ -5,7 +5,8 @@ A database of its own (dropped at the end unless ``--keep``), migrated to head, 
 generate_series: ``--rows`` predictions (default 10 million) in arrival order over 30 days from
 ~20 sources (tweet sources with three labels, review sources with two; scores summing to 1, margin
 consistent with them; text from a few hundred SST-2 sentences with a suffix), ~100k labels from
-several labellers who worked the least-margin queue, ~100k dead letters and ~50 adapter versions,
+several labellers who labelled the least-margin messages (the worst case for the queue's
+fallback, ``next_by_margin``), ~100k dead letters and ~50 adapter versions,
 then VACUUM ANALYZE (the server's autovacuum may be off). The predictions' secondary indexes are
 dropped for the fill and rebuilt from their own definitions, each build timed: what a migration
 adding one costs on a table this size.
@@ -45,6 +46,7 @@ from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from benchmarks import common as c
+from console.selection import SAMPLE_ROWS
 from schemas.db import describe_error, upgrade
 from schemas.errors import SentistreamError
 from schemas.settings import ConsoleSettings
@@ -383,8 +385,6 @@ def context(conn: Connection, end_at: datetime, rows: int) -> Context:
 
 # Search terms by share of the rows (400 SST-2 dev sentences repeated): 3.5 %, 0.5 %, 0.25 %, none.
 SEARCH_WORDS = ("funny", "charming", "unflinchingly", "zyzzyva")
-# The console's queue samples about this many rows for its random share (console.queries.SAMPLE_ROWS).
-SAMPLE_ROWS = 500
 
 
 def guesses(name: str, hint, ctx: Context) -> list:

@@ -1,9 +1,9 @@
 """Every SQL query the console's pages run, as named functions of a Connection and typed parameters,
 so a benchmark can measure each one (EXPLAIN ANALYZE) on a large predictions table.
 
-The labelling queue reads ``ix_predictions_margin`` in order and anti-joins ``uq_labels_message_labeler``
-per row, so the next message costs a few index probes however large the table; its random share
-samples pages (TABLESAMPLE SYSTEM) instead of sorting the table.
+The labelling queue draws from a page sample (TABLESAMPLE SYSTEM) of a few hundred rows, anti-joined
+to ``uq_labels_message_labeler`` per row, so the next message costs the same however large the table;
+when a sample holds nothing unlabelled it reads ``ix_predictions_margin`` in order instead.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from datetime import datetime
 from sqlalchemy import func, text
 from sqlalchemy.engine import Connection
 
+from console.selection import MIN_WEIGHT, SAMPLE_ROWS
 from schemas.db import ConsoleAuditRow
 
-# Rows the random share's page sample should hold: enough that one unlabelled message is in it.
-SAMPLE_ROWS = 500
 SEARCH_LIMIT = 100
 
 
@@ -176,15 +175,34 @@ def sample_percent(estimated_rows: int) -> float:
     return max(100.0 * SAMPLE_ROWS / estimated_rows, 0.0001)
 
 
+# u in (0, 1), uniform and repeatable: the first 32 bits of the message id's md5 under the draw's salt.
+_U = "((('x' || substr(md5(p.message_id || :salt), 1, 8))::bit(32)::bigint + 0.5) / 4294967296.0)"
+
+
+def _next_in_sample(c: Connection, user: str, percent: float, seed: float, skip: Sequence[str],
+                    order: str, params: dict | None = None) -> QueueItem | None:
+    """The first message by ``order`` in a page sample (``percent`` of the table) unlabelled by
+    ``user``. The sort is over the sample's few hundred rows only; ``seed`` in [0, 1) makes the
+    sample and the draw repeatable."""
+    row = c.execute(text(f"SELECT {_QUEUE_COLUMNS} FROM predictions p TABLESAMPLE SYSTEM (:pct) "
+                         f"REPEATABLE (:seed) WHERE {_UNLABELLED} ORDER BY {order}, p.message_id LIMIT 1"),
+                    {"user": user, "skip": list(skip), "pct": percent, "seed": int(seed * 2**31),
+                     "salt": str(seed), **(params or {})}).first()
+    return _item(row)
+
+
 def next_random(c: Connection, user: str, percent: float, seed: float,
                 skip: Sequence[str] = ()) -> QueueItem | None:
-    """A message drawn uniformly from a page sample (``percent`` of the table), unlabelled by ``user``.
-    The sort is over the sample's few hundred rows only; ``seed`` in [0, 1) makes the draw repeatable."""
-    row = c.execute(text(f"SELECT {_QUEUE_COLUMNS} FROM predictions p TABLESAMPLE SYSTEM (:pct) "
-                         f"REPEATABLE (:seed) WHERE {_UNLABELLED} ORDER BY md5(p.message_id || :salt) LIMIT 1"),
-                    {"user": user, "skip": list(skip), "pct": percent, "seed": int(seed * 2**31),
-                     "salt": str(seed)}).first()
-    return _item(row)
+    """A message drawn uniformly from a page sample, unlabelled by ``user``: the random share."""
+    return _next_in_sample(c, user, percent, seed, skip, _U)
+
+
+def next_weighted(c: Connection, user: str, percent: float, seed: float,
+                  skip: Sequence[str] = ()) -> QueueItem | None:
+    """A message drawn from a page sample with probability proportional to 1 − margin, unlabelled by
+    ``user``: the largest of console.selection.key's ln(u) / max(1 − margin, MIN_WEIGHT)."""
+    return _next_in_sample(c, user, percent, seed, skip, f"ln({_U}) / GREATEST(1 - p.margin, :min_weight) DESC",
+                           {"min_weight": MIN_WEIGHT})
 
 
 def prediction(c: Connection, message_id: str) -> QueueItem | None:

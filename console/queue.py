@@ -1,4 +1,4 @@
-"""The labelling queue: console.selection's rule (least margin, with a random share) served from SQL."""
+"""The labelling queue: console.selection's rule (a margin-weighted draw, with a random share) served from SQL."""
 
 from __future__ import annotations
 
@@ -25,15 +25,17 @@ class Next:
 
 def next_message(c: Connection, user: str, skip: Sequence[str], rng: random.Random,
                  random_share: float = RANDOM_SHARE) -> Next:
-    """The next message for ``user``: from the random share with probability ``random_share``
-    (a page sample; when it holds nothing unlabelled, the margin rule serves), else the least margin."""
-    if draw_random(rng, random_share):
-        percent = queries.sample_percent(queries.estimated_predictions(c))
-        item = queries.next_random(c, user, percent, rng.random(), skip)
-        if item is not None:
-            return Next(item, "random")
-    item = queries.next_by_margin(c, user, skip)
-    return Next(item, "margin" if item else None)
+    """The next message for ``user``, drawn from a page sample: uniformly with probability
+    ``random_share``, else weighted by 1 − margin. When the sample holds nothing unlabelled (all of
+    it labelled, or no page drawn under a stale row estimate), the least margin left: the queue is
+    empty only when every message is labelled."""
+    reason = "random" if draw_random(rng, random_share) else "margin"
+    draw = queries.next_random if reason == "random" else queries.next_weighted
+    percent = queries.sample_percent(queries.estimated_predictions(c))
+    item = draw(c, user, percent, rng.random(), skip)
+    if item is None:
+        item, reason = queries.next_by_margin(c, user, skip), "margin"
+    return Next(item, reason if item else None)
 
 
 def remember_skip(skips: list[str], message_id: str) -> list[str]:

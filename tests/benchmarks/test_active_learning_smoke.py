@@ -47,10 +47,9 @@ def test_rounds_follow_the_margin_rule_and_differ_from_random(tiny_bert_dir, dat
         margin_picks = [p for p in r.picks if p.reason == "margin"]
         assert {p.reason for p in r.picks} <= {"margin", "random"}
         assert len(margin_picks) > len(r.picks) // 2  # the random share is one pick in ten
+        # Every pick is one of the round's candidates, with its margin (the rule's probabilities are
+        # tests/console/test_selection.py's).
         assert all(p.margin == r.margins[p.message_id] for p in r.picks)
-        # Least margin first: no candidate left out has a smaller margin than a margin pick.
-        left = [m for mid, m in r.margins.items() if mid not in {p.message_id for p in r.picks}]
-        assert max(p.margin for p in margin_picks) <= min(left)
 
     for name in ("results.json", "curve.png", "report.md"):
         assert (tmp_path / name).stat().st_size > 0

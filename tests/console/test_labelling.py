@@ -1,19 +1,24 @@
-"""The labelling queue at its default random share: least margin first, never a message the user
-labelled, labels written with the labeller's name and origin 'console', undo, progress."""
+"""The labelling queue at its default random share: unsure messages first (a draw weighted by
+1 − margin), never a message the user labelled, labels written with the labeller's name and origin
+'console', undo, progress."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from console import queries
 from console.app import build_app
 from console.queue import SKIP_BUDGET_CHARS, next_message, remember_skip
-from console.selection import RANDOM_SHARE, draw_random
+from console.selection import RANDOM_SHARE
+from schemas.db import PredictionRow, make_engine
 from schemas.settings import TrainingSettings
 from tests.console.conftest import csrf, login, settings_for
+from tests.console.factories import prediction
 
 MESSAGE = '<article id="message" data-message-id="'
 
@@ -32,15 +37,14 @@ def labels_of(engine, user: str) -> list[tuple]:
             "SELECT message_id, label, origin FROM labels WHERE labeled_by = :u ORDER BY id"), {"u": user})]
 
 
-def test_the_page_shows_the_least_margin_message_with_the_models_label(as_user, console_db, app):
+def test_the_page_shows_the_queues_pick_with_the_models_label(as_user, console_db, app):
     c = as_user("labeller")
-    # The page's own draw decides margin or random; seed the app's rng so this draw is not random.
-    rng = app.state.console.rng
-    rng.seed(1)
-    assert not draw_random(random.Random(1))
+    # The page draws with the app's rng: seeded, the same draw through the API is the page's.
+    app.state.console.rng.seed(1)
+    with console_db.engine.connect() as conn:
+        expected = next_message(conn, "labeller", [], random.Random(1))
     page = c.get("/label").text
-    first = console_db.seeded.by_margin[0]
-    assert shown(page) == (first, "margin")
+    assert shown(page) == (expected.item.message_id, expected.reason)
     assert 'id="label-1" data-key="1">1 · negative' in page and 'id="label-2" data-key="2">2 · positive' in page
 
 
@@ -60,29 +64,68 @@ def test_labelling_writes_a_console_label_and_the_queue_never_repeats_it(as_user
     assert labels_of(console_db.engine, "labeller") == [(m, "positive", "console") for m in seen]
 
 
-def test_the_queue_follows_the_margin_rule_with_its_random_share(console_db):
-    """Through the API at the default RANDOM_SHARE: every margin pick is the least margin left."""
-    rng, by_margin = random.Random(7), console_db.seeded.by_margin
-    reasons = []
-    with console_db.engine.begin() as c:
-        for _ in range(len(by_margin)):
+@pytest.fixture
+def unsure_and_sure(make_database):
+    """20 unsure messages (margin 0.1, u00..u19) and 20 sure ones (margin 0.9, s00..s19)."""
+    engine = make_engine(make_database())
+    now = datetime.now(UTC)
+    rows = [prediction(i, 0.55, "tweets", now) | {"message_id": f"u{i:02d}"} for i in range(20)]
+    rows += [prediction(i, 0.95, "tweets", now) | {"message_id": f"s{i:02d}"} for i in range(20)]
+    with engine.begin() as c:
+        c.execute(PredictionRow.__table__.insert(), rows)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_the_queue_serves_unsure_messages_first_with_its_random_share(unsure_and_sure):
+    """Through the API at the default RANDOM_SHARE: an unsure message is nine times as likely to be
+    drawn as a sure one, so most of the first 20 are unsure; every message comes once, then none."""
+    rng, served, reasons = random.Random(7), [], []
+    with unsure_and_sure.begin() as c:
+        for _ in range(40):
             nxt = next_message(c, "api-user", [], rng)
-            done = set(c.execute(text("SELECT message_id FROM labels WHERE labeled_by = 'api-user'")).scalars())
-            if nxt.reason == "margin":
-                assert nxt.item.message_id == next(m for m in by_margin if m not in done)
+            served.append(nxt.item.message_id)
             reasons.append(nxt.reason)
             queries.write_label(c, nxt.item.message_id, "negative", "api-user")
         assert next_message(c, "api-user", [], rng).item is None
-    assert set(reasons) <= {"margin", "random"} and reasons.count("margin") >= len(by_margin) * (1 - RANDOM_SHARE) / 2
+    assert len(set(served)) == 40
+    assert sum(m.startswith("u") for m in served[:20]) >= 14  # a uniform draw would average 10
+    assert set(reasons) <= {"margin", "random"} and reasons.count("margin") >= 40 * (1 - RANDOM_SHARE) / 2
 
 
-def test_the_random_share_draws_only_unlabelled_messages(console_db):
+def test_the_weighted_draw_in_sql_follows_one_minus_margin(console_db):
+    """Two messages left, margins 0.0 and 0.5 (weights 1 and 0.5): over 400 seeds the less sure one
+    is drawn about two times in three, as console.selection.key says."""
+    low, high = "m000", "m001"
+    with console_db.engine.begin() as c:
+        c.execute(text("UPDATE predictions SET margin = CASE message_id WHEN :low THEN 0.0 ELSE 0.5 END "
+                       "WHERE message_id IN (:low, :high)"), {"low": low, "high": high})
+        for mid in console_db.seeded.by_margin:
+            if mid not in (low, high):
+                queries.write_label(c, mid, "negative", "u")
+        drawn = [queries.next_weighted(c, "u", 100.0, i / 400).message_id for i in range(400)]
+    assert set(drawn) == {low, high}
+    assert abs(drawn.count(low) / 400 - 2 / 3) < 0.07  # three standard deviations of a binomial share
+
+
+def test_a_sample_with_nothing_unlabelled_falls_back_to_the_least_margin(console_db, monkeypatch):
+    # An empty page sample (a stale row estimate on a shrunk table) is simulated: the draws find nothing.
+    monkeypatch.setattr(queries, "next_weighted", lambda *a, **k: None)
+    monkeypatch.setattr(queries, "next_random", lambda *a, **k: None)
+    with console_db.engine.connect() as c:
+        nxt = next_message(c, "u", [], random.Random(1))
+    assert (nxt.item.message_id, nxt.reason) == (console_db.seeded.by_margin[0], "margin")
+
+
+def test_the_random_share_and_the_weighted_draw_take_only_unlabelled_messages(console_db):
     with console_db.engine.begin() as c:
         for mid in console_db.seeded.by_margin[:-1]:
             queries.write_label(c, mid, "negative", "u")
         for seed in (0.1, 0.5, 0.9):
-            item = queries.next_random(c, "u", 100.0, seed)
-            assert item.message_id == console_db.seeded.by_margin[-1]
+            for draw in (queries.next_random, queries.next_weighted):
+                assert draw(c, "u", 100.0, seed).message_id == console_db.seeded.by_margin[-1]
     assert queries.sample_percent(100) == 100.0 and queries.sample_percent(10_000_000) < 0.01
 
 

@@ -1,6 +1,6 @@
 """The browser test's database content: real SST-2 review sentences with the scores a good model gives
-(mostly sure and right, a tail of unsure and wrong ones, so the queue's least-margin rule has a spread
-to sort), over three sources and the last 50 minutes, a few dead letters, and an SST-2 labels file to
+(mostly sure and right, a tail of unsure and wrong ones, so the queue's margin-weighted draw has a spread
+to weigh), over three sources and the last 50 minutes, a few dead letters, and an SST-2 labels file to
 import as earlier labelling work.
 
 The scores are drawn, not computed: the shipped adapter was trained on these sentences and is sure of
@@ -32,7 +32,7 @@ class Seeded:
     truth: dict[str, str]  # message id -> SST-2's label: what a careful labeller presses
     texts: dict[str, str]  # message id -> text
     predicted: dict[str, str]  # message id -> the seeded prediction's label
-    margins: dict[str, float]  # message id -> the margin the queue sorts by
+    margins: dict[str, float]  # message id -> the margin the queue weighs by
     labels_file: Path  # SST-2 rows in train.tsv's layout, for ``sentistream labels import``
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -188,12 +189,12 @@ def test_labelling_30_with_the_keyboard_follows_the_queue_and_writes_labels(as_u
     page = as_user("labeller")
     page.goto("/label")
     assert page.inner_text("#progress-new") == str(IMPORTED)
-    margins, seen = console.seeded.margins, []
+    margins, seen, weighted = console.seeded.margins, [], []
     for i in range(LABELLED):
         message = page.locator("#message")
         mid = message.get_attribute("data-message-id")
         if message.get_attribute("data-reason") == "margin":  # else one of the random share
-            assert margins[mid] == min(m for k, m in margins.items() if k not in seen), i
+            weighted.append(margins[mid])
         truth = console.seeded.truth[mid]
         key = page.locator(f"#label-form button[value={truth}]").get_attribute("data-key")
         if i == LABELLED // 2:
@@ -202,6 +203,9 @@ def test_labelling_30_with_the_keyboard_follows_the_queue_and_writes_labels(as_u
             page.keyboard.press(key)
         seen.append(mid)
     assert len(set(seen)) == LABELLED  # never the same message twice
+    # Unsure first: the weighted picks' margins average well below the seeded messages' (0.48 against
+    # 0.66 expected; simulated, 2,000 runs of the draw never had them at or above it).
+    assert statistics.fmean(weighted) < statistics.fmean(margins.values())
     assert page.locator("#message").get_attribute("data-message-id") not in seen
     assert page.inner_text("#progress-new") == str(IMPORTED + LABELLED)
 
