@@ -19,6 +19,9 @@ from console.selection import MIN_WEIGHT, SAMPLE_ROWS
 from schemas.db import ConsoleAuditRow
 
 SEARCH_LIMIT = 100
+# Rows per page assumed before the table's first ANALYZE: fewer than a prediction row's usual ~20,
+# so the queue's page sample errs large (more rows sorted, never an empty sample).
+UNANALYZED_ROWS_PER_PAGE = 10
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,13 @@ def next_by_margin(c: Connection, user: str, skip: Sequence[str] = ()) -> QueueI
 
 
 def estimated_predictions(c: Connection) -> int:
-    """The planner's row estimate (no count over the table); -1 before the first ANALYZE."""
-    return int(c.execute(text("SELECT reltuples FROM pg_class WHERE oid = 'predictions'::regclass")).scalar_one())
+    """The table's rows as the planner estimates them, without a count: the last ANALYZE's rows per
+    page times the pages the table has now (so rows written since still count), or
+    UNANALYZED_ROWS_PER_PAGE per page before the first ANALYZE."""
+    row = c.execute(text("SELECT reltuples, relpages, pg_relation_size(oid) / current_setting('block_size')::int "
+                         "AS pages FROM pg_class WHERE oid = 'predictions'::regclass")).one()
+    analyzed = row.relpages > 0 and row.reltuples >= 0
+    return int((row.reltuples / row.relpages if analyzed else UNANALYZED_ROWS_PER_PAGE) * row.pages)
 
 
 def sample_percent(estimated_rows: int) -> float:
